@@ -1,0 +1,40 @@
+// The rule model shared by the control side (parse, compile) and the dataplane (verdicts, events).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace imf::rules {
+
+enum class Action : uint8_t { kAlert = 0, kDrop = 1 };
+
+// Which parts of a message a rule scans; a bit set.
+enum Scope : uint8_t { kScopePayload = 1u << 0, kScopeTopic = 1u << 1 };
+
+// Pattern flags as written after the pattern; mapped to HS_FLAG_* by the compiler.
+enum PatternFlag : uint8_t {
+  kFlagCaseless = 1u << 0,   // i
+  kFlagDotAll = 1u << 1,     // s
+  kFlagMultiline = 1u << 2,  // m
+  kFlagUtf8 = 1u << 3,       // u
+};
+
+struct Rule {
+  std::string id;
+  Action action = Action::kAlert;
+  uint8_t scope = kScopePayload;
+  bool literal = false;
+  std::string pattern;  // literal bytes, or the regex source without delimiters
+  uint8_t flags = 0;
+  uint32_t line = 0;    // line in the source file, for error messages
+};
+
+struct RuleSet {
+  std::string source;  // file name the rules came from
+  std::vector<Rule> rules;
+};
+
+const char* action_name(Action a);
+
+}  // namespace imf::rules

@@ -1,0 +1,226 @@
+#include "rules/rule_parser.h"
+
+#include <cctype>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace imf::rules {
+
+const char* action_name(Action a) { return a == Action::kDrop ? "drop" : "alert"; }
+
+namespace {
+
+constexpr size_t kMaxIdLen = 64;
+constexpr size_t kMaxPatternLen = 16 * 1024;
+
+bool valid_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxIdLen) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != ':' && c != '-')
+      return false;
+  }
+  return true;
+}
+
+// Splits off the next whitespace-separated token; `rest` keeps what follows.
+std::string_view next_token(std::string_view& rest) {
+  size_t b = rest.find_first_not_of(" \t");
+  if (b == std::string_view::npos) {
+    rest = {};
+    return {};
+  }
+  size_t e = rest.find_first_of(" \t", b);
+  std::string_view tok = rest.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b);
+  rest = e == std::string_view::npos ? std::string_view{} : rest.substr(e);
+  return tok;
+}
+
+std::string_view trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string_view::npos) return {};
+  size_t e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Parses the flag letters after a pattern. Returns an error text, empty on success.
+std::string parse_flags(std::string_view letters, uint8_t* flags) {
+  for (char c : letters) {
+    uint8_t bit = 0;
+    switch (c) {
+      case 'i': bit = kFlagCaseless; break;
+      case 's': bit = kFlagDotAll; break;
+      case 'm': bit = kFlagMultiline; break;
+      case 'u': bit = kFlagUtf8; break;
+      default: return std::string("unknown pattern flag '") + c + "' (allowed: i s m u)";
+    }
+    if (*flags & bit) return std::string("pattern flag '") + c + "' given twice";
+    *flags |= bit;
+  }
+  return {};
+}
+
+// Parses `"literal"flags` into rule. Returns an error text, empty on success.
+std::string parse_literal(std::string_view p, Rule* rule) {
+  std::string out;
+  size_t i = 1;
+  for (; i < p.size(); ++i) {
+    char c = p[i];
+    if (c == '"') break;
+    if (c != '\\') {
+      out.push_back(c);
+      continue;
+    }
+    if (++i >= p.size()) return "literal ends inside an escape";
+    char e = p[i];
+    if (e == '"' || e == '\\') {
+      out.push_back(e);
+    } else if (e == 'x') {
+      int hi = i + 1 < p.size() ? hex_value(p[i + 1]) : -1;
+      int lo = i + 2 < p.size() ? hex_value(p[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return "\\x must be followed by two hex digits";
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      return std::string("unknown escape '\\") + e + "' in literal (allowed: \\\" \\\\ \\xHH)";
+    }
+  }
+  if (i >= p.size()) return "literal has no closing '\"'";
+  if (out.empty()) return "empty literal";
+  rule->literal = true;
+  rule->pattern = std::move(out);
+  return parse_flags(p.substr(i + 1), &rule->flags);
+}
+
+// Parses `/regex/flags`. The regex runs to the last '/', so '/' inside needs no escape.
+std::string parse_regex(std::string_view p, Rule* rule) {
+  size_t close = p.rfind('/');
+  if (close == 0) return "regex has no closing '/'";
+  std::string_view body = p.substr(1, close - 1);
+  if (body.empty()) return "empty regex";
+  rule->literal = false;
+  rule->pattern = std::string(body);
+  return parse_flags(p.substr(close + 1), &rule->flags);
+}
+
+std::string parse_scope(std::string_view s, uint8_t* scope) {
+  *scope = 0;
+  while (!s.empty()) {
+    size_t comma = s.find(',');
+    std::string_view part = s.substr(0, comma);
+    if (part == "payload") {
+      *scope |= kScopePayload;
+    } else if (part == "topic") {
+      *scope |= kScopeTopic;
+    } else {
+      return "unknown scope '" + std::string(part) + "' (allowed: payload, topic, payload,topic)";
+    }
+    if (comma == std::string_view::npos) break;
+    s.remove_prefix(comma + 1);
+  }
+  return *scope ? std::string{} : "empty scope";
+}
+
+}  // namespace
+
+Result<RuleSet> parse_rules(std::string_view text, const std::string& source) {
+  RuleSet set;
+  set.source = source;
+  std::set<std::string, std::less<>> seen;
+  std::ostringstream errors;
+  uint32_t line_no = 0;
+
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    ++line_no;
+
+    line = trim(line);
+    if (line.empty() || line.front() == '#') continue;
+
+    std::string_view rest = line;
+    std::string_view id = next_token(rest);
+    std::string_view action = next_token(rest);
+    std::string_view scope = next_token(rest);
+    std::string_view pattern = trim(rest);
+
+    auto fail = [&](const std::string& what) {
+      errors << source << ':' << line_no << ": ";
+      if (!id.empty()) errors << "rule '" << id << "': ";
+      errors << what << '\n';
+    };
+
+    if (!valid_id(id)) {
+      fail("bad rule id (1-64 characters of A-Z a-z 0-9 . _ : -)");
+      continue;
+    }
+    if (seen.count(id)) {
+      fail("duplicate rule id");
+      continue;
+    }
+    Rule rule;
+    rule.id = std::string(id);
+    rule.line = line_no;
+    if (action == "drop") {
+      rule.action = Action::kDrop;
+    } else if (action == "alert") {
+      rule.action = Action::kAlert;
+    } else {
+      fail(action.empty() ? "missing action" : "unknown action '" + std::string(action) + "' (allowed: drop, alert)");
+      continue;
+    }
+    if (std::string err = parse_scope(scope, &rule.scope); !err.empty()) {
+      fail(scope.empty() ? "missing scope" : err);
+      continue;
+    }
+    if (pattern.empty()) {
+      fail("missing pattern");
+      continue;
+    }
+    if (pattern.size() > kMaxPatternLen) {
+      fail("pattern longer than " + std::to_string(kMaxPatternLen) + " bytes");
+      continue;
+    }
+    std::string err;
+    if (pattern.front() == '"') {
+      err = parse_literal(pattern, &rule);
+    } else if (pattern.front() == '/') {
+      err = parse_regex(pattern, &rule);
+    } else {
+      err = "pattern must be \"literal\" or /regex/";
+    }
+    if (!err.empty()) {
+      fail(err);
+      continue;
+    }
+    seen.insert(rule.id);
+    set.rules.push_back(std::move(rule));
+  }
+
+  std::string all = errors.str();
+  if (!all.empty()) {
+    all.pop_back();  // trailing newline
+    return make_error(std::move(all));
+  }
+  if (set.rules.empty()) return make_error(source + ": no rules");
+  return set;
+}
+
+Result<RuleSet> load_rules_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(path + ": cannot open rule file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return make_error(path + ": read error");
+  return parse_rules(ss.str(), path);
+}
+
+}  // namespace imf::rules

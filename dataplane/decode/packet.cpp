@@ -1,0 +1,126 @@
+#include "decode/packet.h"
+
+#include <cstring>
+
+namespace imf::dp::decode {
+
+namespace {
+
+constexpr uint16_t kEthIpv4 = 0x0800;
+constexpr uint16_t kEthIpv6 = 0x86dd;
+constexpr uint16_t kEthVlan = 0x8100;
+constexpr uint32_t kEthHdr = 14;
+constexpr uint32_t kVlanHdr = 4;
+constexpr uint32_t kIpv6Hdr = 40;
+constexpr uint32_t kUdpHdr = 8;
+constexpr unsigned kMaxIpv6ExtHeaders = 8;  // a longer chain is treated as a bad header
+
+inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t be32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+
+// Decodes TCP or UDP at `off`; `end` is where the IP payload ends.
+DecodeStatus decode_l4(const uint8_t* f, uint32_t off, uint32_t end, PacketMeta* m) {
+  m->l4_offset = static_cast<uint16_t>(off);
+  if (m->l4_proto == kProtoTcp) {
+    if (end - off < 20) return DecodeStatus::kTruncated;
+    const uint8_t* t = f + off;
+    uint32_t hlen = (t[12] >> 4) * 4u;
+    if (hlen < 20) return DecodeStatus::kBadHeader;
+    if (end - off < hlen) return DecodeStatus::kTruncated;
+    m->src_port = be16(t);
+    m->dst_port = be16(t + 2);
+    m->seq = be32(t + 4);
+    m->ack = be32(t + 8);
+    m->tcp_flags = t[13];
+    m->payload_offset = static_cast<uint16_t>(off + hlen);
+    m->payload_len = static_cast<uint16_t>(end - off - hlen);
+  } else if (m->l4_proto == kProtoUdp) {
+    if (end - off < kUdpHdr) return DecodeStatus::kTruncated;
+    const uint8_t* u = f + off;
+    uint16_t ulen = be16(u + 4);
+    if (ulen < kUdpHdr) return DecodeStatus::kBadHeader;
+    if (ulen > end - off) return DecodeStatus::kTruncated;
+    m->src_port = be16(u);
+    m->dst_port = be16(u + 2);
+    m->payload_offset = static_cast<uint16_t>(off + kUdpHdr);
+    m->payload_len = static_cast<uint16_t>(ulen - kUdpHdr);
+  } else {
+    m->payload_offset = static_cast<uint16_t>(off);
+    m->payload_len = static_cast<uint16_t>(end - off);
+  }
+  return DecodeStatus::kOk;
+}
+
+DecodeStatus decode_ipv4(const uint8_t* f, uint32_t off, uint32_t len, PacketMeta* m) {
+  if (len - off < 20) return DecodeStatus::kTruncated;
+  const uint8_t* ip = f + off;
+  if ((ip[0] >> 4) != 4) return DecodeStatus::kBadHeader;
+  uint32_t ihl = (ip[0] & 0x0f) * 4u;
+  uint32_t total = be16(ip + 2);
+  if (ihl < 20 || total < ihl) return DecodeStatus::kBadHeader;
+  if (total > len - off) return DecodeStatus::kTruncated;
+  m->ip_version = 4;
+  m->l4_proto = ip[9];
+  std::memcpy(m->src_ip, ip + 12, 4);
+  std::memcpy(m->dst_ip, ip + 16, 4);
+  uint16_t frag = be16(ip + 6);
+  if ((frag & 0x3fff) != 0) return DecodeStatus::kFragment;  // MF set or offset non-zero
+  return decode_l4(f, off + ihl, off + total, m);
+}
+
+DecodeStatus decode_ipv6(const uint8_t* f, uint32_t off, uint32_t len, PacketMeta* m) {
+  if (len - off < kIpv6Hdr) return DecodeStatus::kTruncated;
+  const uint8_t* ip = f + off;
+  if ((ip[0] >> 4) != 6) return DecodeStatus::kBadHeader;
+  uint32_t end = off + kIpv6Hdr + be16(ip + 4);
+  if (end > len) return DecodeStatus::kTruncated;
+  m->ip_version = 6;
+  std::memcpy(m->src_ip, ip + 8, 16);
+  std::memcpy(m->dst_ip, ip + 24, 16);
+  uint8_t next = ip[6];
+  uint32_t pos = off + kIpv6Hdr;
+  // Walk extension headers to the transport header.
+  for (unsigned n = 0;; ++n) {
+    if (next == 0 || next == 43 || next == 60) {  // hop-by-hop, routing, destination options
+      if (n == kMaxIpv6ExtHeaders) return DecodeStatus::kBadHeader;
+      if (end - pos < 8) return DecodeStatus::kTruncated;
+      uint32_t ext_len = (f[pos + 1] + 1u) * 8u;
+      if (end - pos < ext_len) return DecodeStatus::kTruncated;
+      next = f[pos];
+      pos += ext_len;
+    } else if (next == 44) {  // fragment
+      m->l4_proto = next;
+      return DecodeStatus::kFragment;
+    } else {
+      break;
+    }
+  }
+  m->l4_proto = next;
+  return decode_l4(f, pos, end, m);
+}
+
+}  // namespace
+
+DecodeStatus decode_packet(const uint8_t* frame, uint32_t len, PacketMeta* meta) {
+  *meta = PacketMeta{};
+  if (len < kEthHdr) return DecodeStatus::kTruncated;
+  uint32_t off = 12;
+  uint16_t type = be16(frame + off);
+  if (type == kEthVlan) {
+    if (len < kEthHdr + kVlanHdr) return DecodeStatus::kTruncated;
+    meta->has_vlan = true;
+    meta->vlan_tci = be16(frame + 14);
+    off += kVlanHdr;
+    type = be16(frame + off);
+  }
+  off += 2;
+  meta->l3_offset = static_cast<uint16_t>(off);
+  if (len > UINT16_MAX) return DecodeStatus::kBadHeader;  // offsets are 16-bit; no such frame on a wire
+  if (type == kEthIpv4) return decode_ipv4(frame, off, len, meta);
+  if (type == kEthIpv6) return decode_ipv6(frame, off, len, meta);
+  return DecodeStatus::kNonIp;
+}
+
+}  // namespace imf::dp::decode

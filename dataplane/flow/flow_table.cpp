@@ -1,0 +1,138 @@
+#include "flow/flow_table.h"
+
+#include <cstring>
+
+namespace imf::dp::flow {
+
+FlowKey make_flow_key(const decode::PacketMeta& m, bool* from_a) {
+  FlowKey k;
+  std::memset(&k, 0, sizeof(k));  // padding-free, but keep hashing independent of garbage
+  size_t ip_len = m.ip_version == 4 ? 4 : 16;
+  int c = std::memcmp(m.src_ip, m.dst_ip, ip_len);
+  bool src_low = c < 0 || (c == 0 && m.src_port <= m.dst_port);
+  const uint8_t* lo_ip = src_low ? m.src_ip : m.dst_ip;
+  const uint8_t* hi_ip = src_low ? m.dst_ip : m.src_ip;
+  std::memcpy(k.ip_a, lo_ip, ip_len);
+  std::memcpy(k.ip_b, hi_ip, ip_len);
+  k.port_a = src_low ? m.src_port : m.dst_port;
+  k.port_b = src_low ? m.dst_port : m.src_port;
+  k.vlan = m.has_vlan ? (m.vlan_tci & 0x0fff) : 0;
+  k.ip_version = m.ip_version;
+  k.proto = m.l4_proto;
+  *from_a = src_low;
+  return k;
+}
+
+uint64_t hash_flow_key(const FlowKey& k) {
+  // 64-bit multiply-xorshift over the five words of the key; good spread, ~15 cycles.
+  uint64_t w[5];
+  std::memcpy(w, &k, sizeof(w));
+  uint64_t h = 0x9e3779b97f4a7c15ull;
+  for (uint64_t x : w) {
+    h ^= x;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+  }
+  return h;
+}
+
+Result<std::unique_ptr<FlowTable>> FlowTable::create(uint32_t capacity, uint64_t idle_ticks) {
+  if (capacity < 2 || capacity > (1u << 30)) return make_error("flow capacity must be 2..2^30");
+  uint32_t buckets = 1;
+  while (buckets < capacity * 2u) buckets <<= 1;  // load factor <= 0.5 keeps probes short
+  return std::unique_ptr<FlowTable>(new FlowTable(capacity, buckets - 1, idle_ticks));
+}
+
+FlowTable::FlowTable(uint32_t capacity, uint32_t bucket_mask, uint64_t idle_ticks)
+    : capacity_(capacity),
+      bucket_mask_(bucket_mask),
+      idle_ticks_(idle_ticks),
+      entries_(new Entry[capacity]),
+      buckets_(new uint32_t[bucket_mask + 1]) {
+  for (uint32_t i = 0; i <= bucket_mask_; ++i) buckets_[i] = kNone;
+  for (uint32_t i = 0; i < capacity_; ++i) entries_[i].next = i + 1 < capacity_ ? i + 1 : kNone;
+  free_head_ = 0;
+}
+
+size_t FlowTable::memory_bytes() const {
+  return sizeof(*this) + sizeof(Entry) * capacity_ + sizeof(uint32_t) * (bucket_mask_ + 1ull);
+}
+
+uint32_t FlowTable::find_bucket(const FlowKey& key, uint64_t hash) const {
+  for (uint32_t b = static_cast<uint32_t>(hash) & bucket_mask_;; b = (b + 1) & bucket_mask_) {
+    uint32_t slot = buckets_[b];
+    if (slot == kNone) return kNone;
+    if (entries_[slot].hash == hash && entries_[slot].key == key) return b;
+  }
+}
+
+uint32_t FlowTable::lookup(const FlowKey& key, uint64_t hash, uint64_t now) {
+  uint32_t b = find_bucket(key, hash);
+  if (b == kNone) return kNone;
+  uint32_t slot = buckets_[b];
+  entries_[slot].last_used = now;
+  if (lru_tail_ != slot) {
+    lru_unlink(slot);
+    lru_push_tail(slot);
+  }
+  return slot;
+}
+
+uint32_t FlowTable::insert(const FlowKey& key, uint64_t hash, uint64_t now, bool* evicted) {
+  *evicted = false;
+  if (free_head_ == kNone) {
+    remove_slot(lru_head_);
+    *evicted = true;
+  }
+  uint32_t slot = free_head_;
+  free_head_ = entries_[slot].next;
+  Entry& e = entries_[slot];
+  e.key = key;
+  e.hash = hash;
+  e.last_used = now;
+  uint32_t b = static_cast<uint32_t>(hash) & bucket_mask_;
+  while (buckets_[b] != kNone) b = (b + 1) & bucket_mask_;
+  buckets_[b] = slot;
+  e.bucket = b;
+  lru_push_tail(slot);
+  ++size_;
+  return slot;
+}
+
+void FlowTable::remove(uint32_t slot) { remove_slot(slot); }
+
+void FlowTable::remove_slot(uint32_t slot) {
+  // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+  uint32_t hole = entries_[slot].bucket;
+  for (uint32_t b = (hole + 1) & bucket_mask_; buckets_[b] != kNone; b = (b + 1) & bucket_mask_) {
+    uint32_t s = buckets_[b];
+    uint32_t home = static_cast<uint32_t>(entries_[s].hash) & bucket_mask_;
+    // Move s into the hole if its home is not cyclically within (hole, b].
+    if (((b - home) & bucket_mask_) >= ((b - hole) & bucket_mask_)) {
+      buckets_[hole] = s;
+      entries_[s].bucket = hole;
+      hole = b;
+    }
+  }
+  buckets_[hole] = kNone;
+  lru_unlink(slot);
+  entries_[slot].next = free_head_;
+  free_head_ = slot;
+  --size_;
+}
+
+void FlowTable::lru_unlink(uint32_t slot) {
+  Entry& e = entries_[slot];
+  if (e.prev != kNone) entries_[e.prev].next = e.next; else lru_head_ = e.next;
+  if (e.next != kNone) entries_[e.next].prev = e.prev; else lru_tail_ = e.prev;
+}
+
+void FlowTable::lru_push_tail(uint32_t slot) {
+  Entry& e = entries_[slot];
+  e.prev = lru_tail_;
+  e.next = kNone;
+  if (lru_tail_ != kNone) entries_[lru_tail_].next = slot; else lru_head_ = slot;
+  lru_tail_ = slot;
+}
+
+}  // namespace imf::dp::flow

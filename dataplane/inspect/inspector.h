@@ -1,0 +1,226 @@
+// Per-flow inspection of inspected TCP ports: in-order byte tracking, MQTT decoding and
+// streaming rule matching, ending in a verdict for each segment.
+//
+// TCP policy (documented in README "Inspection policy"):
+//  - bytes are decoded strictly in sequence order; a segment ahead of the expected sequence
+//    number is dropped (--ooo drop, the default: the sender retransmits, and inspection never
+//    loses sync) or ends inspection of the flow (--ooo bypass);
+//  - bytes already seen (retransmissions) are forwarded and not decoded again;
+//  - a connection first seen without its handshake is passed uninspected and counted;
+//  - an MQTT protocol violation resets the connection, as the broker itself would.
+//
+// One Inspector per worker lcore; it owns nothing shared. No allocation, no locks.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "decode/packet.h"
+#include "match/matcher.h"
+#include "proto/mqtt.h"
+#include "stats/counters.h"
+
+namespace imf::dp::inspect {
+
+enum class Verdict : uint8_t {
+  kForward,  // send on unchanged
+  kDrop,     // drop this segment only
+  kReset,    // drop this segment, block the flow, send RST to both ends
+};
+
+enum class OooPolicy : uint8_t { kDrop, kBypass };
+
+struct DirState {
+  static constexpr uint32_t kTopicCap = 128;
+  uint32_t next_seq = 0;
+  bool seq_known = false;
+  bool fin_seen = false;
+  bool topic_truncated = false;
+  uint8_t topic_len = 0;
+  proto::MqttDecoder decoder;
+  char topic[kTopicCap];
+};
+
+struct FlowState {
+  bool client_is_a = true;  // which end of the canonical flow key opened the connection
+  bool blocked = false;
+  bool uninspected = false;  // mid-stream pickup or bypassed: forward without decoding
+  proto::MqttSession session;
+  DirState dir[2];           // [0] client -> server, [1] server -> client
+};
+
+struct InspectConfig {
+  OooPolicy ooo = OooPolicy::kDrop;
+  uint32_t max_mqtt_packet = proto::kMqttMaxRemaining;
+};
+
+// What an event needs to know about a rule hit.
+struct Hit {
+  uint16_t rule;
+  const FlowState* flow;
+  const DirState* dir;
+  uint8_t dir_index;  // 0 client -> server
+};
+
+class Inspector {
+ public:
+  Inspector(const InspectConfig& cfg, match::Matcher& matcher, match::StreamPool& streams,
+            Counters& counters)
+      : cfg_(cfg), matcher_(matcher), streams_(streams), counters_(counters) {}
+
+  // Prepares a fresh flow state in `slot` for the packet that created it. `to_server_port` tells
+  // whether that packet's destination port is an inspected server port. Owning lcore only.
+  void init_flow(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, bool from_a,
+                 bool to_server_port);
+
+  // Judges one segment of an inspected flow; `payload` points at m.payload_len bytes.
+  // sink.on_hit(const Hit&) is called for every rule hit, in order, before this returns.
+  // Sets *close when the connection ended (RST, or FIN both ways) so the caller can free it.
+  template <typename HitSink>
+  Verdict on_segment(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, const uint8_t* payload,
+                     bool from_a, HitSink& sink, bool* close);
+
+ private:
+  template <typename HitSink>
+  struct DecodeSink;
+
+  InspectConfig cfg_;
+  match::Matcher& matcher_;
+  match::StreamPool& streams_;
+  Counters& counters_;
+};
+
+// Adapts MQTT decoder callbacks to scans; collects the verdict.
+template <typename HitSink>
+struct Inspector::DecodeSink {
+  Inspector& ins;
+  FlowState& fs;
+  DirState& d;
+  uint8_t dir_index;
+  hs_stream_t* stream;
+  HitSink& hits;
+  Verdict verdict = Verdict::kForward;
+
+  // Reports hits; returns false once the verdict is final.
+  bool apply(const match::ScanResult& r) {
+    for (uint8_t i = 0; i < r.n_hits; ++i) {
+      hits.on_hit(Hit{r.hits[i], &fs, &d, dir_index});
+      ins.counters_.add(r.drop && i + 1 == r.n_hits ? Counter::rule_drops : Counter::rule_alerts);
+    }
+    if (r.overflow) ins.counters_.add(Counter::hits_overflow);
+    if (r.error) {
+      ins.counters_.add(Counter::scan_errors);
+      verdict = Verdict::kReset;
+      return false;
+    }
+    if (r.drop) {
+      verdict = Verdict::kReset;
+      return false;
+    }
+    return true;
+  }
+  bool topic_scanned() const { return ins.matcher_.generation().scopes & rules::kScopeTopic; }
+
+  bool on_connect(const proto::MqttSession& s) {
+    ins.counters_.add(Counter::mqtt_connects);
+    if (s.account_truncated) ins.counters_.add(Counter::mqtt_field_truncated);
+    return true;
+  }
+  bool on_publish_begin(uint8_t /*qos*/) {
+    ins.counters_.add(Counter::mqtt_publishes);
+    d.topic_len = 0;
+    d.topic_truncated = false;
+    return true;
+  }
+  bool on_topic(const uint8_t* p, uint32_t n) {
+    uint32_t room = DirState::kTopicCap - d.topic_len;
+    uint32_t c = n < room ? n : room;
+    std::memcpy(d.topic + d.topic_len, p, c);
+    d.topic_len = static_cast<uint8_t>(d.topic_len + c);
+    if (c < n && !d.topic_truncated) {
+      d.topic_truncated = true;
+      ins.counters_.add(Counter::mqtt_field_truncated);
+    }
+    return !topic_scanned() || apply(ins.matcher_.scan(stream, match::Field::kTopic, p, n));
+  }
+  bool on_topic_end() {
+    return !topic_scanned() || apply(ins.matcher_.end_field(stream, match::Field::kTopic));
+  }
+  bool on_payload(const uint8_t* p, uint32_t n) {
+    ins.counters_.add(Counter::mqtt_payload_bytes, n);
+    return apply(ins.matcher_.scan(stream, match::Field::kPayload, p, n));
+  }
+  bool on_message_end() { return apply(ins.matcher_.end_field(stream, match::Field::kPayload)); }
+};
+
+template <typename HitSink>
+Verdict Inspector::on_segment(FlowState& fs, uint32_t slot, const decode::PacketMeta& m,
+                              const uint8_t* payload, bool from_a, HitSink& sink, bool* close) {
+  using namespace decode;
+  *close = false;
+  if (fs.blocked) {
+    counters_.add(Counter::blocked_flow_drops);
+    return Verdict::kDrop;
+  }
+  uint8_t di = from_a == fs.client_is_a ? 0 : 1;
+  DirState& d = fs.dir[di];
+  uint8_t flags = m.tcp_flags;
+  if (flags & kTcpRst) {
+    *close = true;
+    return Verdict::kForward;
+  }
+  uint32_t seq = m.seq;
+  if (flags & kTcpSyn) {
+    d.next_seq = ++seq;  // data on a SYN (TCP Fast Open) starts after it and is decoded too
+    d.seq_known = true;
+    if (m.payload_len == 0 || fs.uninspected) return Verdict::kForward;
+  }
+  if (fs.uninspected) {
+    if (flags & kTcpFin) d.fin_seen = true;
+    *close = fs.dir[0].fin_seen && fs.dir[1].fin_seen;
+    return Verdict::kForward;
+  }
+  if (!d.seq_known) {  // handshake seen but not this side's SYN (asymmetric capture): start here
+    d.next_seq = m.seq;
+    d.seq_known = true;
+  }
+
+  uint32_t len = m.payload_len;
+  auto diff = static_cast<int32_t>(seq - d.next_seq);
+  if (diff > 0) {
+    counters_.add(Counter::tcp_out_of_order);
+    if (cfg_.ooo == OooPolicy::kDrop) return Verdict::kDrop;
+    fs.uninspected = true;
+    counters_.add(Counter::flows_bypassed);
+    return Verdict::kForward;
+  }
+  uint32_t already = static_cast<uint32_t>(-diff);
+  if (len > 0 && already >= len) {
+    counters_.add(Counter::tcp_retransmits);
+    return Verdict::kForward;
+  }
+
+  Verdict v = Verdict::kForward;
+  if (len > already) {
+    DecodeSink<HitSink> ds{*this, fs, d, di, streams_.get(slot * 2 + di), sink};
+    proto::FeedResult fr = d.decoder.feed(payload + already, len - already, di == 0, fs.session, ds);
+    if (fr == proto::FeedResult::kError) {
+      counters_.add(Counter::mqtt_malformed);
+      ds.verdict = Verdict::kReset;
+    }
+    v = ds.verdict;
+    d.next_seq += len - already;
+  }
+  if (v == Verdict::kReset) {
+    fs.blocked = true;
+    return v;
+  }
+  if ((flags & kTcpFin) && !d.fin_seen) {
+    d.fin_seen = true;
+    d.next_seq += 1;
+  }
+  *close = fs.dir[0].fin_seen && fs.dir[1].fin_seen;
+  return v;
+}
+
+}  // namespace imf::dp::inspect

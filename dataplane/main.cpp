@@ -1,0 +1,280 @@
+// imfd: EAL init, rule installation, port setup, lcore launch, clean stop.
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <thread>
+
+#include "match/rule_generation.h"
+#include "offline.h"
+#include "options.h"
+#include "port/port.h"
+#include "record/event_writer.h"
+#include "report.h"
+#include "rules/rule_parser.h"
+#include "worker.h"
+
+namespace {
+
+using namespace imf;
+using namespace imf::dp;
+
+constexpr uint16_t kRxDesc = 1024;
+constexpr uint16_t kTxDesc = 1024;
+constexpr uint32_t kEventRingSize = 8192;
+
+// Set from the signal handler, read by every worker; lock-free atomic, so async-signal-safe.
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true, std::memory_order_relaxed); }
+
+void count_tx_drops(rte_mbuf** unsent, uint16_t n, void* counters) {
+  for (uint16_t i = 0; i < n; ++i) rte_pktmbuf_free(unsent[i]);
+  static_cast<Counters*>(counters)->add(Counter::tx_dropped, n);
+}
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "imfd: %s\n", what.c_str());
+  return 1;
+}
+
+// Builds one worker's context: flow table, per-flow state, streams, scratch, rings, TX buffers.
+Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, uint16_t n_ports,
+                                              const Options& opt, const match::RuleGeneration& gen,
+                                              const PortSet& inspected, rte_mempool* pool) {
+  auto c = std::make_unique<LcoreCtx>();
+  c->lcore_id = lcore;
+  c->queue = queue;
+  c->n_ports = n_ports;
+  for (uint16_t p = 0; p < n_ports; ++p) c->peer[p] = n_ports == 1 ? p : (p ^ 1);
+  c->pool = pool;
+  c->inspected_ports = &inspected;
+  c->drain_ticks = rte_get_tsc_hz() / 10000;  // 100 us
+  c->stop = &g_stop;
+
+  auto flows = flow::FlowTable::create(opt.flows_per_lcore, rte_get_tsc_hz() * opt.flow_idle_sec);
+  if (!flows) return make_error(flows.error());
+  c->flows = std::move(flows.value());
+  c->flow_state.reset(new inspect::FlowState[opt.flows_per_lcore]);
+  auto streams = match::StreamPool::create(gen, opt.flows_per_lcore * 2);
+  if (!streams) return make_error(streams.error());
+  c->streams = std::move(streams.value());
+  auto matcher = match::Matcher::create(gen);
+  if (!matcher) return make_error(matcher.error());
+  c->matcher = std::move(matcher.value());
+  inspect::InspectConfig icfg;
+  icfg.ooo = opt.ooo;
+  c->inspector = std::make_unique<inspect::Inspector>(icfg, *c->matcher, *c->streams, c->counters);
+  auto ring = record::EventRing::create("imf_events_" + std::to_string(lcore), kEventRingSize,
+                                        static_cast<int>(rte_lcore_to_socket_id(lcore)));
+  if (!ring) return make_error(ring.error());
+  c->events = std::make_unique<record::EventRing>(ring.value());
+  c->rule_hits.reset(new uint64_t[gen.rules.size()]());
+  for (uint16_t p = 0; p < n_ports; ++p) {
+    auto* buf = static_cast<rte_eth_dev_tx_buffer*>(
+        rte_zmalloc_socket("tx_buffer", RTE_ETH_TX_BUFFER_SIZE(kBurst), 0, rte_eth_dev_socket_id(p)));
+    if (!buf) return make_error("cannot allocate TX buffer");
+    rte_eth_tx_buffer_init(buf, kBurst);
+    rte_eth_tx_buffer_set_err_callback(buf, count_tx_drops, &c->counters);
+    c->tx[p] = buf;
+  }
+  return c;
+}
+
+int run(int argc, char** argv) {
+  // --- EAL: from the command line, or built for offline mode.
+  std::vector<std::string> eal_owned;
+  std::vector<char*> eal_argv;
+  int opt_argc;
+  char** opt_argv;
+  uint64_t expected_packets = 0;
+  Options pre;
+  if (wants_offline(argc, argv)) {
+    auto o = parse_options(argc, argv);
+    if (!o) return fail(o.error());
+    pre = o.value();
+    auto n = count_capture_packets(pre.read_pcap);
+    if (!n) return fail(n.error());
+    expected_packets = n.value();
+    auto args = offline_eal_args(argv[0], pre.read_pcap, pre.write_pcap);
+    if (!args) return fail(args.error());
+    eal_owned = std::move(args.value());
+    for (std::string& s : eal_owned) eal_argv.push_back(s.data());
+    eal_argv.push_back(nullptr);
+    if (rte_eal_init(static_cast<int>(eal_owned.size()), eal_argv.data()) < 0)
+      return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
+    opt_argc = argc;
+    opt_argv = argv;
+  } else {
+    int consumed = rte_eal_init(argc, argv);
+    if (consumed < 0) return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
+    opt_argc = argc - consumed;
+    opt_argv = argv + consumed;
+    opt_argv[0] = argv[0];
+  }
+  auto parsed = parse_options(opt_argc, opt_argv);
+  if (!parsed) return fail(parsed.error());
+  const Options& opt = parsed.value();
+
+  // --- Rules: parse, compile (the control side's job), install as generation 1.
+  auto t0 = std::chrono::steady_clock::now();
+  auto set = rules::load_rules_file(opt.rules_path);
+  if (!set) return fail(set.error());
+  auto compiled = rules::compile_rules(set.value());
+  if (!compiled) return fail(compiled.error());
+  auto gen_r = match::install_generation(compiled.value(), 1);
+  if (!gen_r) return fail(gen_r.error());
+  std::unique_ptr<match::RuleGeneration> gen = std::move(gen_r.value());
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("rules: {} from {} compiled in {} ms; database {} bytes, {} bytes per stream", gen->rules.size(),
+               opt.rules_path, ms, gen->db_size, gen->stream_size);
+
+  // --- Ports and workers.
+  uint16_t n_ports = rte_eth_dev_count_avail();
+  if (n_ports == 0) return fail("no ports: give a PCI device or --vdev (see README)");
+  if (n_ports > kMaxPorts || (n_ports > 1 && n_ports % 2)) {
+    return fail("need 1 port (offline/reflect) or an even number of ports up to " + std::to_string(kMaxPorts) +
+                "; have " + std::to_string(n_ports));
+  }
+  std::vector<unsigned> lcores;
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) lcores.push_back(lcore);
+  bool main_works = lcores.empty();
+  if (main_works) lcores.push_back(rte_get_main_lcore());
+
+  uint16_t queues = static_cast<uint16_t>(lcores.size());
+  std::vector<port::PortInfo> infos;
+  for (uint16_t p = 0; p < n_ports; ++p) {
+    auto info = port::probe_port(p);
+    if (!info) return fail(info.error());
+    queues = std::min<uint16_t>(queues, info->max_queues);
+    if (!info->rss) queues = 1;
+    infos.push_back(info.value());
+  }
+  if (queues < lcores.size()) {
+    spdlog::warn("{} worker lcores but the ports allow {} queue(s): using {} worker(s)", lcores.size(), queues, queues);
+    lcores.resize(queues);
+  }
+
+  uint32_t n_mbufs = n_ports * queues * (kRxDesc + kTxDesc + 2 * kBurst) + 4096;
+  rte_mempool* pool = rte_pktmbuf_pool_create("imf_mbufs", n_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                              static_cast<int>(rte_socket_id()));
+  if (!pool) return fail(std::string("cannot create mbuf pool: ") + rte_strerror(rte_errno));
+
+  PortSet inspected;
+  for (uint16_t p : opt.mqtt_ports) inspected.set(p);
+
+  std::vector<std::unique_ptr<LcoreCtx>> workers;
+  std::vector<LcoreCtx*> worker_ptrs;
+  for (uint16_t q = 0; q < lcores.size(); ++q) {
+    auto w = make_worker(lcores[q], q, n_ports, opt, *gen, inspected, pool);
+    if (!w) return fail(w.error());
+    worker_ptrs.push_back(w.value().get());
+    workers.push_back(std::move(w.value()));
+    workers.back()->stop_after_rx = expected_packets;
+  }
+  size_t per_flow = sizeof(inspect::FlowState) + 2 * gen->stream_size;
+  spdlog::info("workers: {} lcore(s), {} queue(s) per port; {} flows per lcore, {} bytes per flow "
+               "({} MiB per lcore with the flow table)",
+               lcores.size(), queues, opt.flows_per_lcore, per_flow,
+               (workers[0]->flows->memory_bytes() + per_flow * opt.flows_per_lcore) >> 20);
+
+  for (const port::PortInfo& info : infos) {
+    auto st = port::start_port(info, queues, pool, kRxDesc, kTxDesc);
+    if (!st) return fail(st.error());
+    spdlog::info("port {} ({}): started, {} queue(s), RSS {}", info.port_id, info.name, queues,
+                 queues > 1 ? "symmetric" : "off");
+  }
+
+  // --- Events writer (a control thread) and signals.
+  timespec rt;
+  clock_gettime(CLOCK_REALTIME, &rt);
+  record::Clock clock{rte_rdtsc(), int64_t{rt.tv_sec} * 1000000000 + rt.tv_nsec, rte_get_tsc_hz()};
+  std::vector<record::EventRing*> rings;
+  for (auto& w : workers) rings.push_back(w->events.get());
+  auto writer = record::EventWriter::open(opt.events_path, rings, &gen->rules, clock);
+  if (!writer) return fail(writer.error());
+  writer.value()->start();
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  // --- Launch, then supervise until a signal or, offline, the end of the input.
+  for (auto& w : workers) {
+    if (!main_works) rte_eal_remote_launch(worker_main, w.get(), w->lcore_id);
+  }
+  if (main_works) {
+    // A single lcore runs the loop itself; a helper thread ends an offline run stuck on a
+    // capture the PMD could not fully read, and serves --stats-interval.
+    std::thread supervisor([&] {
+      uint64_t last_rx = 0;
+      int idle = 0;
+      auto tick = std::chrono::steady_clock::now();
+      while (!workers[0]->finished.load(std::memory_order_acquire) && !g_stop.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        uint64_t rx = workers[0]->counters.get(Counter::rx_packets);
+        idle = rx == last_rx ? idle + 1 : 0;
+        last_rx = rx;
+        if (expected_packets && idle >= 30) {
+          spdlog::warn("offline: input stopped after {} of {} packets", rx, expected_packets);
+          g_stop.store(true);
+        }
+        if (opt.stats_interval_sec &&
+            std::chrono::steady_clock::now() - tick >= std::chrono::seconds(opt.stats_interval_sec)) {
+          tick = std::chrono::steady_clock::now();
+          spdlog::info("stats: {}", format_stats_line(collect_report(worker_ptrs, n_ports, gen->rules.size())));
+        }
+      }
+    });
+    worker_main(workers[0].get());
+    supervisor.join();
+  } else {
+    auto tick = std::chrono::steady_clock::now();
+    while (!g_stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (opt.stats_interval_sec &&
+          std::chrono::steady_clock::now() - tick >= std::chrono::seconds(opt.stats_interval_sec)) {
+        tick = std::chrono::steady_clock::now();
+        spdlog::info("stats: {}", format_stats_line(collect_report(worker_ptrs, n_ports, gen->rules.size())));
+      }
+    }
+    rte_eal_mp_wait_lcore();
+  }
+  writer.value()->stop();
+
+  // --- Final report, then release the ports (net_pcap flushes its output file on close).
+  Report report = collect_report(worker_ptrs, n_ports, gen->rules.size());
+  std::fputs(format_summary(report, gen->rules).c_str(), stdout);
+  std::fflush(stdout);
+  int rc = 0;
+  if (!opt.summary_json_path.empty()) {
+    std::ofstream out(opt.summary_json_path, std::ios::trunc);
+    out << format_summary_json(report, gen->rules);
+    if (!out) rc = fail("cannot write " + opt.summary_json_path);
+  }
+  for (uint16_t p = 0; p < n_ports; ++p) port::stop_port(p);
+  for (auto& w : workers) {
+    for (uint16_t p = 0; p < n_ports; ++p) rte_free(w->tx[p]);
+  }
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("imfd"));
+  spdlog::set_pattern("imfd: %^%l%$: %v");
+  int rc = run(argc, argv);
+  rte_eal_cleanup();
+  return rc;
+}

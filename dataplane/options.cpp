@@ -1,0 +1,125 @@
+#include "options.h"
+
+#include <getopt.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace imf::dp {
+
+namespace {
+
+bool parse_u32(const char* s, uint32_t lo, uint32_t hi, uint32_t* out) {
+  errno = 0;
+  char* end = nullptr;
+  unsigned long v = std::strtoul(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return false;
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+}  // namespace
+
+const char* usage() {
+  return "usage: imfd [EAL options] -- --rules FILE [options]\n"
+         "       imfd --offline -r IN.pcap -w OUT.pcap --rules FILE [options]\n"
+         "options:\n"
+         "  --rules FILE            rule file (config/rules/README.md)\n"
+         "  --events FILE           verdict events as JSON lines (default: stdout)\n"
+         "  --summary-json FILE     final counters as JSON\n"
+         "  --mqtt-ports LIST       TCP server ports decoded as MQTT (default 1883)\n"
+         "  --flows N               flow-table capacity per worker lcore (default 65536)\n"
+         "  --flow-idle SEC         idle time before a flow is aged out (default 300)\n"
+         "  --ooo drop|bypass       segments ahead of sequence: drop (default) or stop inspecting\n"
+         "  --stats-interval SEC    print counters every SEC seconds (default off)\n"
+         "  --offline -r IN -w OUT  read a capture, write the forwarded packets to a capture\n";
+}
+
+bool wants_offline(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--offline") == 0) return true;
+  }
+  return false;
+}
+
+Result<Options> parse_options(int argc, char** argv) {
+  enum : int { kRules = 1000, kEvents, kSummary, kMqttPorts, kFlows, kFlowIdle, kOoo, kStats, kOffline, kHelp };
+  static const option kLong[] = {
+      {"rules", required_argument, nullptr, kRules},
+      {"events", required_argument, nullptr, kEvents},
+      {"summary-json", required_argument, nullptr, kSummary},
+      {"mqtt-ports", required_argument, nullptr, kMqttPorts},
+      {"flows", required_argument, nullptr, kFlows},
+      {"flow-idle", required_argument, nullptr, kFlowIdle},
+      {"ooo", required_argument, nullptr, kOoo},
+      {"stats-interval", required_argument, nullptr, kStats},
+      {"offline", no_argument, nullptr, kOffline},
+      {"help", no_argument, nullptr, kHelp},
+      {nullptr, 0, nullptr, 0},
+  };
+  Options o;
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":r:w:", kLong, nullptr)) != -1) {
+    switch (c) {
+      case kRules: o.rules_path = optarg; break;
+      case kEvents: o.events_path = optarg; break;
+      case kSummary: o.summary_json_path = optarg; break;
+      case kMqttPorts: {
+        o.mqtt_ports.clear();
+        std::string list = optarg;
+        size_t pos = 0;
+        while (pos <= list.size()) {
+          size_t comma = list.find(',', pos);
+          std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+          uint32_t port;
+          if (!parse_u32(item.c_str(), 1, 65535, &port)) {
+            return make_error("--mqtt-ports: '" + item + "' is not a port number 1-65535");
+          }
+          o.mqtt_ports.push_back(static_cast<uint16_t>(port));
+          if (comma == std::string::npos) break;
+          pos = comma + 1;
+        }
+        break;
+      }
+      case kFlows:
+        if (!parse_u32(optarg, 2, 1u << 30, &o.flows_per_lcore))
+          return make_error(std::string("--flows: '") + optarg + "' is not a number 2-1073741824");
+        break;
+      case kFlowIdle:
+        if (!parse_u32(optarg, 1, 86400 * 7, &o.flow_idle_sec))
+          return make_error(std::string("--flow-idle: '") + optarg + "' is not a number of seconds 1-604800");
+        break;
+      case kOoo:
+        if (std::strcmp(optarg, "drop") == 0) {
+          o.ooo = inspect::OooPolicy::kDrop;
+        } else if (std::strcmp(optarg, "bypass") == 0) {
+          o.ooo = inspect::OooPolicy::kBypass;
+        } else {
+          return make_error(std::string("--ooo: '") + optarg + "' is not 'drop' or 'bypass'");
+        }
+        break;
+      case kStats:
+        if (!parse_u32(optarg, 0, 86400, &o.stats_interval_sec))
+          return make_error(std::string("--stats-interval: '") + optarg + "' is not a number of seconds");
+        break;
+      case kOffline: o.offline = true; break;
+      case 'r': o.read_pcap = optarg; break;
+      case 'w': o.write_pcap = optarg; break;
+      case kHelp: return make_error(usage());
+      case ':': return make_error(std::string("option '") + argv[optind - 1] + "' needs a value");
+      default: return make_error(std::string("unknown option '") + argv[optind - 1] + "'\n" + usage());
+    }
+  }
+  if (optind < argc) return make_error(std::string("unexpected argument '") + argv[optind] + "'");
+  if (o.rules_path.empty()) return make_error("--rules FILE is required");
+  if (o.offline && (o.read_pcap.empty() || o.write_pcap.empty()))
+    return make_error("--offline needs -r IN.pcap and -w OUT.pcap");
+  if (!o.offline && (!o.read_pcap.empty() || !o.write_pcap.empty()))
+    return make_error("-r/-w are for --offline mode");
+  return o;
+}
+
+}  // namespace imf::dp

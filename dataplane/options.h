@@ -1,0 +1,36 @@
+// imfd's own command line (after EAL's, or all of it in offline mode). See docs/interfaces.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "inspect/inspector.h"
+
+namespace imf::dp {
+
+struct Options {
+  std::string rules_path;
+  std::string events_path = "-";
+  std::string summary_json_path;
+  std::vector<uint16_t> mqtt_ports{1883};
+  uint32_t flows_per_lcore = 65536;
+  uint32_t flow_idle_sec = 300;
+  inspect::OooPolicy ooo = inspect::OooPolicy::kDrop;
+  uint32_t stats_interval_sec = 0;
+  // offline mode
+  bool offline = false;
+  std::string read_pcap;
+  std::string write_pcap;
+};
+
+// Parses imfd options (argv[0] is the program name). Errors name the offending option.
+Result<Options> parse_options(int argc, char** argv);
+
+// Splits argv at the first "--": returns true if --offline appears anywhere.
+bool wants_offline(int argc, char** argv);
+
+const char* usage();
+
+}  // namespace imf::dp

@@ -1,0 +1,357 @@
+// Streaming MQTT 3.1 / 3.1.1 / 5.0 decoder for one direction of one TCP connection.
+//
+// Bytes are fed as they arrive, in order, in chunks of any size: one PUBLISH may span many
+// segments and one segment may hold many packets. Topics and payloads are streamed to a sink
+// without buffering, so memory per direction is constant. CONNECT yields the account (username,
+// else client id) into the per-connection MqttSession.
+//
+// Policy on malformed input (MQTT 3.1.1 §4.8 / 5.0 §4.13: the receiver closes the connection):
+// the decoder stops at the first violation and reports which; the caller resets the flow.
+//
+// Thread model: one decoder per flow direction, used by the owning lcore only. No allocation.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace imf::dp::proto {
+
+enum class MqttError : uint8_t {
+  kNone,
+  kBadRemainingLength,  // varint longer than 4 bytes
+  kPacketTooLarge,      // remaining length above the configured maximum
+  kReservedType,        // packet type 0, or 15 (AUTH) before MQTT 5
+  kBadPublishQos,       // QoS 3
+  kFieldOverrun,        // a length field points past the end of its packet
+  kBadProtocolLevel,    // CONNECT protocol level other than 3, 4 or 5
+  kBadPropertyLength,   // v5 property length varint longer than 4 bytes
+};
+
+const char* mqtt_error_name(MqttError e);
+
+enum class FeedResult : uint8_t { kOk, kStopped, kError };
+
+// What a connection's CONNECT told us; shared by both directions' decoders.
+struct MqttSession {
+  static constexpr uint32_t kAccountCap = 96;
+  uint8_t version = 0;  // protocol level: 3, 4 (3.1.1) or 5; 0 until CONNECT
+  bool has_username = false;
+  bool account_truncated = false;
+  uint8_t account_len = 0;
+  char account[kAccountCap];
+};
+
+// Spec maximum of the remaining-length field (2^28 - 1).
+inline constexpr uint32_t kMqttMaxRemaining = 268435455;
+
+// Sink concept (calls are inline; return false to stop decoding):
+//   bool on_connect(const MqttSession&);            account and version are known
+//   bool on_publish_begin(uint8_t qos);
+//   bool on_topic(const uint8_t* p, uint32_t n);    topic bytes, possibly in several chunks
+//   bool on_topic_end();
+//   bool on_payload(const uint8_t* p, uint32_t n);  payload bytes, possibly in several chunks
+//   bool on_message_end();
+class MqttDecoder {
+ public:
+  MqttDecoder() = default;
+  explicit MqttDecoder(uint32_t max_remaining) : max_remaining_(max_remaining) {}
+
+  // Decodes `n` bytes of one direction. `from_client` tells whether this is the client's side
+  // (only a client sends CONNECT). After kError, error() says why; feeding again is not allowed.
+  template <typename Sink>
+  FeedResult feed(const uint8_t* p, uint32_t n, bool from_client, MqttSession& session, Sink& sink);
+
+  MqttError error() const { return error_; }
+  // True between packets: nothing of a packet is pending.
+  bool at_packet_boundary() const { return step_ == Step::kFixedHeader; }
+
+ private:
+  enum class Step : uint8_t {
+    kFixedHeader, kRemainingLength, kSkip,
+    kConnNameLen, kConnName, kConnLevel, kConnFlags, kConnKeepAlive, kConnPropsLen, kConnProps,
+    kConnClientIdLen, kConnClientId, kConnWillPropsLen, kConnWillProps, kConnWillTopicLen,
+    kConnWillTopic, kConnWillPayloadLen, kConnWillPayload, kConnUserLen, kConnUser,
+    kPubTopicLen, kPubTopic, kPubPacketId, kPubPropsLen, kPubProps, kPubPayload,
+  };
+
+  FeedResult fail(MqttError e) {
+    error_ = e;
+    return FeedResult::kError;
+  }
+  // Starts a field of `len` bytes; false if it would run past the packet.
+  bool start_field(uint32_t len) {
+    if (len > remaining_) return false;
+    field_left_ = len;
+    return true;
+  }
+  // Accumulates a big-endian u16 one byte at a time; true when complete.
+  bool read_u16(const uint8_t*& p) {
+    acc_ = (acc_ << 8) | *p++;
+    --remaining_;
+    return ++acc_bytes_ == 2;
+  }
+  void begin_int(Step s) {
+    step_ = s;
+    acc_ = 0;
+    acc_bytes_ = 0;
+  }
+  // Consumes up to field_left_ bytes of the current field; returns how many.
+  uint32_t take(const uint8_t* p, const uint8_t* end) {
+    uint32_t k = std::min<uint32_t>(static_cast<uint32_t>(end - p), field_left_);
+    field_left_ -= k;
+    remaining_ -= k;
+    return k;
+  }
+  void capture_account(MqttSession& s, const uint8_t* p, uint32_t k) {
+    uint32_t room = MqttSession::kAccountCap - s.account_len;
+    uint32_t c = std::min(room, k);
+    std::memcpy(s.account + s.account_len, p, c);
+    s.account_len = static_cast<uint8_t>(s.account_len + c);
+    if (c < k) s.account_truncated = true;
+  }
+  // After the client id and will fields: read the username if flagged, else finish.
+  Step after_will() const { return (conn_flags_ & 0x80) ? Step::kConnUserLen : Step::kSkip; }
+  Step after_client_id() const {
+    if (conn_flags_ & 0x04) return version_ == 5 ? Step::kConnWillPropsLen : Step::kConnWillTopicLen;
+    return after_will();
+  }
+  // Steps that consume a length-delimited field; an empty one completes without input.
+  static bool is_field_step(Step s) {
+    switch (s) {
+      case Step::kConnName: case Step::kConnProps: case Step::kConnWillProps: case Step::kPubProps:
+      case Step::kConnClientId: case Step::kConnWillTopic: case Step::kConnWillPayload:
+      case Step::kConnUser: case Step::kPubTopic:
+        return true;
+      default:
+        return false;
+    }
+  }
+  Step after_packet_id() const { return version_ == 5 ? Step::kPubPropsLen : Step::kPubPayload; }
+
+  uint32_t max_remaining_ = kMqttMaxRemaining;
+  uint32_t remaining_ = 0;   // body bytes of the current packet not yet consumed
+  uint32_t field_left_ = 0;  // bytes left in the current variable-length field
+  uint32_t acc_ = 0;         // integer being assembled
+  uint8_t acc_bytes_ = 0;
+  uint8_t header_ = 0;
+  uint8_t conn_flags_ = 0;
+  uint8_t version_ = 0;      // cached from the session at packet start
+  Step step_ = Step::kFixedHeader;
+  MqttError error_ = MqttError::kNone;
+};
+
+template <typename Sink>
+FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, MqttSession& session,
+                             Sink& sink) {
+  const uint8_t* end = p + n;
+  // Each iteration consumes at least one byte or completes a step whose field is empty.
+  for (;;) {
+    // Steps that finish without consuming (empty fields, end of body) run before the end check.
+    if (step_ == Step::kPubPayload && remaining_ == 0) {
+      step_ = Step::kFixedHeader;
+      if (!sink.on_message_end()) return FeedResult::kStopped;
+      continue;
+    }
+    if (step_ == Step::kSkip && remaining_ == 0) {
+      step_ = Step::kFixedHeader;
+      continue;
+    }
+    if (p == end && !(is_field_step(step_) && field_left_ == 0)) return FeedResult::kOk;
+
+    switch (step_) {
+      case Step::kFixedHeader: {
+        header_ = *p++;
+        uint8_t type = header_ >> 4;
+        if (type == 0 || (type == 15 && session.version != 5)) return fail(MqttError::kReservedType);
+        begin_int(Step::kRemainingLength);
+        break;
+      }
+      case Step::kRemainingLength: {
+        uint8_t b = *p++;
+        acc_ |= uint32_t{b & 0x7fu} << (7 * acc_bytes_);
+        if (b & 0x80) {
+          if (++acc_bytes_ == 4) return fail(MqttError::kBadRemainingLength);
+          break;
+        }
+        if (acc_ > max_remaining_) return fail(MqttError::kPacketTooLarge);
+        remaining_ = acc_;
+        version_ = session.version;
+        uint8_t type = header_ >> 4;
+        if (type == 3) {
+          uint8_t qos = (header_ >> 1) & 3;
+          if (qos == 3) return fail(MqttError::kBadPublishQos);
+          if (!start_field(2)) return fail(MqttError::kFieldOverrun);
+          if (!sink.on_publish_begin(qos)) return FeedResult::kStopped;
+          begin_int(Step::kPubTopicLen);
+        } else if (type == 1 && from_client) {
+          if (!start_field(2)) return fail(MqttError::kFieldOverrun);
+          session.account_len = 0;
+          session.has_username = false;
+          session.account_truncated = false;
+          begin_int(Step::kConnNameLen);
+        } else {
+          step_ = Step::kSkip;
+        }
+        break;
+      }
+      case Step::kSkip:
+        field_left_ = remaining_;
+        p += take(p, end);
+        break;
+
+      // ---- CONNECT: protocol name, level, flags, keep-alive, [props], client id, [will], [user]
+      case Step::kConnNameLen:
+        if (read_u16(p)) {
+          if (!start_field(acc_)) return fail(MqttError::kFieldOverrun);
+          step_ = Step::kConnName;
+        }
+        break;
+      case Step::kConnName:
+        p += take(p, end);
+        if (field_left_ == 0) {
+          if (!start_field(4)) return fail(MqttError::kFieldOverrun);  // level, flags, keep-alive
+          step_ = Step::kConnLevel;
+        }
+        break;
+      case Step::kConnLevel: {
+        uint8_t level = *p++;
+        --remaining_;
+        if (level < 3 || level > 5) return fail(MqttError::kBadProtocolLevel);
+        session.version = version_ = level;
+        step_ = Step::kConnFlags;
+        break;
+      }
+      case Step::kConnFlags:
+        conn_flags_ = *p++;
+        --remaining_;
+        begin_int(Step::kConnKeepAlive);
+        break;
+      case Step::kConnKeepAlive:
+        if (read_u16(p)) {
+          if (version_ == 5) {
+            begin_int(Step::kConnPropsLen);
+          } else {
+            if (!start_field(2)) return fail(MqttError::kFieldOverrun);
+            begin_int(Step::kConnClientIdLen);
+          }
+        }
+        break;
+      case Step::kConnPropsLen:
+      case Step::kConnWillPropsLen:
+      case Step::kPubPropsLen: {
+        if (remaining_ == 0) return fail(MqttError::kFieldOverrun);
+        uint8_t b = *p++;
+        --remaining_;
+        acc_ |= uint32_t{b & 0x7fu} << (7 * acc_bytes_);
+        if (b & 0x80) {
+          if (++acc_bytes_ == 4) return fail(MqttError::kBadPropertyLength);
+          break;
+        }
+        if (!start_field(acc_)) return fail(MqttError::kFieldOverrun);
+        step_ = step_ == Step::kConnPropsLen ? Step::kConnProps
+              : step_ == Step::kConnWillPropsLen ? Step::kConnWillProps : Step::kPubProps;
+        if (field_left_ > 0) break;
+        [[fallthrough]];  // empty property block: continue with what follows it
+      }
+      case Step::kConnProps:
+      case Step::kConnWillProps:
+      case Step::kPubProps:
+        p += take(p, end);
+        if (field_left_ == 0) {
+          if (step_ == Step::kPubProps) {
+            step_ = Step::kPubPayload;
+            if (!sink.on_topic_end()) return FeedResult::kStopped;
+          } else {
+            if (!start_field(2)) return fail(MqttError::kFieldOverrun);
+            begin_int(step_ == Step::kConnProps ? Step::kConnClientIdLen : Step::kConnWillTopicLen);
+          }
+        }
+        break;
+      case Step::kConnClientIdLen:
+      case Step::kConnWillTopicLen:
+      case Step::kConnWillPayloadLen:
+      case Step::kConnUserLen:
+        if (read_u16(p)) {
+          if (!start_field(acc_)) return fail(MqttError::kFieldOverrun);
+          step_ = static_cast<Step>(static_cast<uint8_t>(step_) + 1);  // the matching value step
+          if (step_ == Step::kConnUser) {
+            session.account_len = 0;
+            session.account_truncated = false;
+            session.has_username = true;
+          }
+        }
+        break;
+      case Step::kConnClientId:
+      case Step::kConnWillTopic:
+      case Step::kConnWillPayload:
+      case Step::kConnUser: {
+        const uint8_t* start = p;
+        uint32_t k = take(p, end);
+        p += k;
+        if (step_ == Step::kConnClientId || step_ == Step::kConnUser) capture_account(session, start, k);
+        if (field_left_ != 0) break;
+        Step next = step_ == Step::kConnClientId ? after_client_id()
+                  : step_ == Step::kConnWillTopic ? Step::kConnWillPayloadLen
+                  : step_ == Step::kConnWillPayload ? after_will() : Step::kSkip;
+        if (next == Step::kSkip) {
+          step_ = Step::kSkip;  // the password, if any
+          if (!sink.on_connect(session)) return FeedResult::kStopped;
+        } else if (next == Step::kConnWillPropsLen) {
+          begin_int(next);
+        } else {
+          if (!start_field(2)) return fail(MqttError::kFieldOverrun);
+          begin_int(next);
+        }
+        break;
+      }
+
+      // ---- PUBLISH: topic, [packet id], [props], payload
+      case Step::kPubTopicLen:
+        if (read_u16(p)) {
+          if (!start_field(acc_)) return fail(MqttError::kFieldOverrun);
+          step_ = Step::kPubTopic;
+        }
+        break;
+      case Step::kPubTopic: {
+        const uint8_t* start = p;
+        uint32_t k = take(p, end);
+        p += k;
+        if (k && !sink.on_topic(start, k)) return FeedResult::kStopped;
+        if (field_left_ != 0) break;
+        if ((header_ >> 1) & 3) {
+          if (!start_field(2)) return fail(MqttError::kFieldOverrun);
+          begin_int(Step::kPubPacketId);
+          break;
+        }
+        if (version_ == 5) {
+          begin_int(Step::kPubPropsLen);
+          break;
+        }
+        step_ = Step::kPubPayload;
+        if (!sink.on_topic_end()) return FeedResult::kStopped;
+        break;
+      }
+      case Step::kPubPacketId:
+        if (read_u16(p)) {
+          step_ = after_packet_id();
+          if (step_ == Step::kPubPropsLen) {
+            begin_int(Step::kPubPropsLen);
+          } else if (!sink.on_topic_end()) {
+            return FeedResult::kStopped;
+          }
+        }
+        break;
+      case Step::kPubPayload: {
+        field_left_ = remaining_;
+        const uint8_t* start = p;
+        uint32_t k = take(p, end);
+        p += k;
+        if (!sink.on_payload(start, k)) return FeedResult::kStopped;
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace imf::dp::proto

@@ -1,0 +1,37 @@
+// Sums per-lcore counters and per-port statistics into the final (and periodic) report.
+// Any non-worker thread; reads are relaxed, so a report taken while workers run is approximate.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rules/compiler.h"
+#include "stats/counters.h"
+#include "worker.h"
+
+namespace imf::dp {
+
+struct PortTotals {
+  uint16_t port;
+  uint64_t rx, tx, rx_missed, tx_errors;
+};
+
+struct Report {
+  std::vector<PortTotals> ports;
+  std::array<uint64_t, kCounterCount> counters{};
+  std::vector<uint64_t> rule_hits;  // indexed like rules
+};
+
+Report collect_report(const std::vector<LcoreCtx*>& lcores, uint16_t n_ports, size_t n_rules);
+
+// The human summary printed at exit: traffic, MQTT messages passed/blocked, hits by rule.
+std::string format_summary(const Report& r, const std::vector<rules::RuleMeta>& rules);
+
+// One line for --stats-interval.
+std::string format_stats_line(const Report& r);
+
+// The --summary-json object (docs/interfaces.md).
+std::string format_summary_json(const Report& r, const std::vector<rules::RuleMeta>& rules);
+
+}  // namespace imf::dp

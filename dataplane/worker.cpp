@@ -1,0 +1,166 @@
+#include "worker.h"
+
+#include <rte_cycles.h>
+#include <rte_prefetch.h>
+
+#include "action/tcp_reset.h"
+#include "decode/packet.h"
+
+namespace imf::dp {
+
+namespace {
+
+using decode::DecodeStatus;
+using decode::PacketMeta;
+using inspect::Verdict;
+
+// Turns rule hits into events while the packet that caused them is at hand.
+struct EventSink {
+  LcoreCtx& c;
+  const PacketMeta& m;
+  uint64_t now;
+
+  void on_hit(const inspect::Hit& h) {
+    __atomic_store_n(&c.rule_hits[h.rule], c.rule_hits[h.rule] + 1, __ATOMIC_RELAXED);
+    record::Event e;
+    e.tsc = now;
+    std::memcpy(e.src_ip, m.src_ip, sizeof(e.src_ip));
+    std::memcpy(e.dst_ip, m.dst_ip, sizeof(e.dst_ip));
+    e.src_port = m.src_port;
+    e.dst_port = m.dst_port;
+    e.vlan = m.has_vlan ? (m.vlan_tci & 0x0fff) : 0;
+    e.rule = h.rule;
+    e.ip_version = m.ip_version;
+    e.lcore = static_cast<uint8_t>(c.lcore_id);
+    const proto::MqttSession& s = h.flow->session;
+    e.account_len = s.account_len;
+    std::memcpy(e.account, s.account, s.account_len);
+    e.topic_len = h.dir->topic_len;
+    std::memcpy(e.topic, h.dir->topic, h.dir->topic_len);
+    if (!c.events->push(e)) c.counters.add(Counter::events_lost);
+  }
+};
+
+void send_frame(LcoreCtx& c, uint16_t port, const uint8_t* frame, uint16_t len) {
+  rte_mbuf* m = rte_pktmbuf_alloc(c.pool);
+  if (!m) {
+    c.counters.add(Counter::reset_alloc_failed);
+    return;
+  }
+  auto* dst = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, len));
+  std::memcpy(dst, frame, len);
+  rte_eth_tx_buffer(port, c.queue, c.tx[port], m);
+  c.counters.add(Counter::resets_sent);
+}
+
+// Resets both ends: onward to the receiver through `out`, back to the sender through `in`.
+void send_resets(LcoreCtx& c, uint16_t in, uint16_t out, const uint8_t* frame, const PacketMeta& m) {
+  uint8_t buf[action::kResetFrameMax];
+  uint16_t len = action::build_reset(frame, m, action::ResetTarget::kReceiver, buf);
+  send_frame(c, out, buf, len);
+  len = action::build_reset(frame, m, action::ResetTarget::kSender, buf);
+  send_frame(c, in, buf, len);
+}
+
+Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketMeta& m, uint64_t now) {
+  bool from_a;
+  flow::FlowKey key = flow::make_flow_key(m, &from_a);
+  uint64_t hash = flow::hash_flow_key(key);
+  uint32_t slot = c.flows->lookup(key, hash, now);
+  if (slot == flow::FlowTable::kNone) {
+    // Bare ACKs and FINs of unknown connections create no state (e.g. the last ACK after close).
+    if (m.payload_len == 0 && !(m.tcp_flags & decode::kTcpSyn)) return Verdict::kForward;
+    bool evicted;
+    slot = c.flows->insert(key, hash, now, &evicted);
+    c.counters.add(Counter::flows_created);
+    if (evicted) c.counters.add(Counter::flows_evicted);
+    c.inspector->init_flow(c.flow_state[slot], slot, m, from_a, (*c.inspected_ports)[m.dst_port]);
+  }
+  EventSink sink{c, m, now};
+  bool close;
+  Verdict v = c.inspector->on_segment(c.flow_state[slot], slot, m, frame + m.payload_offset, from_a, sink, &close);
+  if (close) {
+    c.flows->remove(slot);
+    c.counters.add(Counter::flows_closed);
+  }
+  return v;
+}
+
+void handle_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, uint64_t now) {
+  const auto* frame = rte_pktmbuf_mtod(mbuf, const uint8_t*);
+  PacketMeta m;
+  Verdict v = Verdict::kForward;
+  switch (decode::decode_packet(frame, rte_pktmbuf_data_len(mbuf), &m)) {
+    case DecodeStatus::kOk:
+      if (m.l4_proto != decode::kProtoTcp) break;
+      if ((*c.inspected_ports)[m.dst_port] || (*c.inspected_ports)[m.src_port]) {
+        v = inspect_tcp(c, frame, m, now);
+      } else {
+        c.counters.add(Counter::tcp_uninspected);
+      }
+      break;
+    case DecodeStatus::kNonIp: c.counters.add(Counter::decode_non_ip); break;
+    case DecodeStatus::kTruncated: c.counters.add(Counter::decode_truncated); break;
+    case DecodeStatus::kBadHeader: c.counters.add(Counter::decode_bad_header); break;
+    case DecodeStatus::kFragment: c.counters.add(Counter::ip_fragments); break;
+  }
+
+  uint16_t out = c.peer[in];
+  switch (v) {
+    case Verdict::kForward:
+      rte_eth_tx_buffer(out, c.queue, c.tx[out], mbuf);
+      c.counters.add(Counter::forwarded);
+      return;
+    case Verdict::kReset:
+      send_resets(c, in, out, frame, m);
+      [[fallthrough]];
+    case Verdict::kDrop:
+      rte_pktmbuf_free(mbuf);
+      c.counters.add(Counter::dropped);
+      return;
+  }
+}
+
+void flush_tx(LcoreCtx& c) {
+  for (uint16_t p = 0; p < c.n_ports; ++p) rte_eth_tx_buffer_flush(p, c.queue, c.tx[p]);
+}
+
+}  // namespace
+
+int worker_main(void* arg) {
+  LcoreCtx& c = *static_cast<LcoreCtx*>(arg);
+  rte_mbuf* pkts[kBurst];
+  uint64_t last_drain = rte_rdtsc();
+  uint64_t rx_total = 0;
+
+  while (!c.stop->load(std::memory_order_relaxed)) {
+    uint64_t now = rte_rdtsc();
+
+    /* Timed TX drain and flow aging, every drain_ticks (~100 us). */
+    if (now - last_drain > c.drain_ticks) {
+      flush_tx(c);
+      uint32_t aged = c.flows->expire(now, 64, [](uint32_t) {});
+      if (aged) c.counters.add(Counter::flows_aged, aged);
+      last_drain = now;
+    }
+
+    /* RX a burst from each port and judge it; prefetch a few packets ahead. */
+    for (uint16_t in = 0; in < c.n_ports; ++in) {
+      uint16_t n = rte_eth_rx_burst(in, c.queue, pkts, kBurst);
+      if (n == 0) continue;
+      c.counters.add(Counter::rx_packets, n);
+      rx_total += n;
+      for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+      for (uint16_t i = 0; i < n; ++i) {
+        if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
+        handle_packet(c, in, pkts[i], now);
+      }
+    }
+    if (c.stop_after_rx && rx_total >= c.stop_after_rx) break;
+  }
+  flush_tx(c);
+  c.finished.store(true, std::memory_order_release);  // orders the final counters before the flag
+  return 0;
+}
+
+}  // namespace imf::dp

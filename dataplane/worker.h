@@ -1,0 +1,53 @@
+// The per-lcore burst loop and everything it owns.
+#pragma once
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include <atomic>
+#include <bitset>
+#include <memory>
+
+#include "flow/flow_table.h"
+#include "inspect/inspector.h"
+#include "match/matcher.h"
+#include "record/event_writer.h"
+#include "stats/counters.h"
+
+namespace imf::dp {
+
+inline constexpr uint16_t kMaxPorts = 8;
+inline constexpr uint16_t kBurst = 32;
+
+using PortSet = std::bitset<65536>;
+
+// Everything one worker lcore touches, built by the setup thread before launch and then used
+// by that lcore alone (counters and rule_hits are also read, relaxed, by the stats reader).
+struct alignas(64) LcoreCtx {
+  unsigned lcore_id = 0;
+  uint16_t queue = 0;
+  uint16_t n_ports = 0;
+  uint16_t peer[kMaxPorts] = {};  // port a packet received on port i leaves by
+  rte_eth_dev_tx_buffer* tx[kMaxPorts] = {};
+  rte_mempool* pool = nullptr;    // for generated RST segments
+  const PortSet* inspected_ports = nullptr;
+  uint64_t drain_ticks = 0;       // TX buffer flush and flow aging period
+  uint64_t stop_after_rx = 0;     // offline mode: stop once this many packets were received
+  const std::atomic<bool>* stop = nullptr;
+
+  std::unique_ptr<flow::FlowTable> flows;
+  std::unique_ptr<inspect::FlowState[]> flow_state;  // indexed by flow slot
+  std::unique_ptr<match::StreamPool> streams;        // two per flow slot
+  std::unique_ptr<match::Matcher> matcher;
+  std::unique_ptr<inspect::Inspector> inspector;
+  std::unique_ptr<record::EventRing> events;
+  std::unique_ptr<uint64_t[]> rule_hits;             // indexed by rule; single writer
+  Counters counters;
+  std::atomic<bool> finished{false};
+};
+
+// rte_eal_remote_launch entry point; arg is the LcoreCtx. Returns when *stop is set or, offline,
+// when stop_after_rx packets were received; flushes TX before returning.
+int worker_main(void* arg);
+
+}  // namespace imf::dp

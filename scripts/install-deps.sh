@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package imf needs to build, test and benchmark.
+# Idempotent: packages already present are skipped, so a warm machine pays nothing.
+set -euo pipefail
+
+PKGS=(
+  # build
+  meson ninja-build pkg-config g++ clang-format clang-tidy
+  libdpdk-dev libhyperscan-dev libspdlog-dev libfmt-dev libgtest-dev libpcap-dev
+  libpcre2-dev libbpf-dev libxdp-dev
+  # live tests and capture tooling
+  iproute2 ethtool procps mosquitto mosquitto-clients tcpdump tshark python3-scapy
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# mosquitto's package starts a broker on 1883 of the host; the tests run their own brokers in namespaces.
+if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
+  systemctl stop mosquitto || true
+fi
+echo "install-deps: all ${#PKGS[@]} packages present"
