@@ -1,0 +1,120 @@
+#include "match/matcher.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "rules/rule_parser.h"
+
+namespace imf::dp::match {
+namespace {
+
+// Rule indices below follow the order of kRules.
+constexpr const char* kRules =
+    "money     drop   payload        /free\\s+money/i\n"   // 0
+    "hello     alert  payload        \"hello\"\n"          // 1
+    "tail      alert  payload        /bye$/\n"             // 2
+    "topic     alert  topic          \"secret\"\n"         // 3
+    "both      alert  payload,topic  \"shared\"\n";        // 4
+
+class MatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto set = rules::parse_rules(kRules, "t.rules");
+    ASSERT_TRUE(set.ok()) << set.error();
+    auto compiled = rules::compile_rules(set.value());
+    ASSERT_TRUE(compiled.ok()) << compiled.error();
+    auto gen = install_generation(compiled.value(), 7);
+    ASSERT_TRUE(gen.ok()) << gen.error();
+    gen_ = std::move(gen.value());
+    auto pool = StreamPool::create(*gen_, 2);
+    ASSERT_TRUE(pool.ok()) << pool.error();
+    pool_ = std::move(pool.value());
+    auto m = Matcher::create(*gen_);
+    ASSERT_TRUE(m.ok()) << m.error();
+    matcher_ = std::move(m.value());
+  }
+
+  ScanResult scan(const std::string& s, Field f = Field::kPayload, uint32_t stream = 0) {
+    return matcher_->scan(pool_->get(stream), f, reinterpret_cast<const uint8_t*>(s.data()),
+                          static_cast<uint32_t>(s.size()));
+  }
+  ScanResult end(Field f = Field::kPayload, uint32_t stream = 0) { return matcher_->end_field(pool_->get(stream), f); }
+
+  std::unique_ptr<RuleGeneration> gen_;
+  std::unique_ptr<StreamPool> pool_;
+  std::unique_ptr<Matcher> matcher_;
+};
+
+TEST_F(MatcherTest, GenerationReportsSizesAndScopes) {
+  EXPECT_EQ(gen_->version, 7u);
+  EXPECT_EQ(gen_->rules.size(), 5u);
+  EXPECT_GT(gen_->stream_size, 0u);
+  EXPECT_GT(gen_->db_size, 0u);
+  EXPECT_EQ(gen_->scopes, rules::kScopePayload | rules::kScopeTopic);
+}
+
+TEST_F(MatcherTest, DropRuleMatchesAcrossChunksAndStopsTheScan) {
+  EXPECT_EQ(scan("get FREE  mo").n_hits, 0);
+  ScanResult r = scan("ney now");
+  ASSERT_EQ(r.n_hits, 1);
+  EXPECT_TRUE(r.drop);
+  EXPECT_EQ(r.hits[0], 0);
+  EXPECT_FALSE(r.error);
+}
+
+TEST_F(MatcherTest, PatternSplitAtEveryByteStillMatches) {
+  const std::string msg = "xx free money yy";
+  for (size_t cut = 0; cut <= msg.size(); ++cut) {
+    Matcher::reset(pool_->get(0));
+    ScanResult a = scan(msg.substr(0, cut));
+    ScanResult b = scan(msg.substr(cut));
+    EXPECT_TRUE(a.drop || b.drop) << "cut at " << cut;
+  }
+}
+
+TEST_F(MatcherTest, AlertsAreReportedOncePerField) {
+  ScanResult r = scan("hello hello");
+  ASSERT_EQ(r.n_hits, 1);
+  EXPECT_FALSE(r.drop);
+  EXPECT_EQ(r.hits[0], 1);
+  EXPECT_EQ(scan(" hello").n_hits, 0);  // single match per field
+  end();
+  EXPECT_EQ(scan("hello").n_hits, 1);   // a new field reports again
+}
+
+TEST_F(MatcherTest, EndAnchoredMatchIsReportedAtEndOfField) {
+  EXPECT_EQ(scan("good bye").n_hits, 0);
+  ScanResult r = end();
+  ASSERT_EQ(r.n_hits, 1);
+  EXPECT_EQ(r.hits[0], 2);
+  // "bye" not at the end of the field does not match.
+  EXPECT_EQ(scan("bye now").n_hits, 0);
+  EXPECT_EQ(end().n_hits, 0);
+}
+
+TEST_F(MatcherTest, ScopeDecidesWhichRulesApplyToAField) {
+  EXPECT_EQ(scan("secret").n_hits, 0);  // topic-only rule in a payload
+  end();
+  ScanResult t = scan("a/secret", Field::kTopic);
+  ASSERT_EQ(t.n_hits, 1);
+  EXPECT_EQ(t.hits[0], 3);
+  end(Field::kTopic);
+  EXPECT_EQ(scan("hello", Field::kTopic).n_hits, 0);  // payload-only rule in a topic
+  end(Field::kTopic);
+  EXPECT_EQ(scan("shared", Field::kTopic).n_hits, 1);
+  end(Field::kTopic);
+  EXPECT_EQ(scan("shared", Field::kPayload).n_hits, 1);
+}
+
+TEST_F(MatcherTest, NoMatchAcrossFieldsOrStreams) {
+  scan("free ");
+  end();
+  EXPECT_EQ(scan("money").n_hits, 0);  // the field boundary reset the stream
+  end();
+  scan("free ", Field::kPayload, 0);
+  EXPECT_EQ(scan("money", Field::kPayload, 1).n_hits, 0);  // other stream
+}
+
+}  // namespace
+}  // namespace imf::dp::match

@@ -1,0 +1,95 @@
+#include "rules/rule_parser.h"
+
+#include <gtest/gtest.h>
+
+namespace imf::rules {
+namespace {
+
+TEST(RuleParser, ParsesEveryFieldForm) {
+  auto r = parse_rules(
+      "# comment\n"
+      "\n"
+      "spam.a   drop   payload        /fr[e3]{2}\\s+money/is\n"
+      "phish:b  alert  topic          \"verify \\\"now\\\" \\x41\\\\\"i\n"
+      "mal-c    drop   payload,topic  /a/b/c/mu\n",
+      "t.rules");
+  ASSERT_TRUE(r.ok()) << r.error();
+  const auto& rules = r->rules;
+  ASSERT_EQ(rules.size(), 3u);
+  EXPECT_EQ(rules[0].id, "spam.a");
+  EXPECT_EQ(rules[0].action, Action::kDrop);
+  EXPECT_EQ(rules[0].scope, kScopePayload);
+  EXPECT_FALSE(rules[0].literal);
+  EXPECT_EQ(rules[0].pattern, "fr[e3]{2}\\s+money");
+  EXPECT_EQ(rules[0].flags, kFlagCaseless | kFlagDotAll);
+  EXPECT_EQ(rules[0].line, 3u);
+  EXPECT_EQ(rules[1].action, Action::kAlert);
+  EXPECT_EQ(rules[1].scope, kScopeTopic);
+  EXPECT_TRUE(rules[1].literal);
+  EXPECT_EQ(rules[1].pattern, "verify \"now\" A\\");
+  EXPECT_EQ(rules[1].flags, kFlagCaseless);
+  EXPECT_EQ(rules[2].scope, kScopePayload | kScopeTopic);
+  EXPECT_EQ(rules[2].pattern, "a/b/c");  // the regex runs to the last '/'
+  EXPECT_EQ(rules[2].flags, kFlagMultiline | kFlagUtf8);
+}
+
+struct BadCase {
+  const char* line;
+  const char* error;  // expected substring, after "t.rules:1: "
+};
+
+class RuleParserErrors : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(RuleParserErrors, NamesFileLineRuleAndProblem) {
+  auto r = parse_rules(GetParam().line, "t.rules");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().rfind("t.rules:1: ", 0), 0u) << r.error();
+  EXPECT_NE(r.error().find(GetParam().error), std::string::npos) << r.error();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, RuleParserErrors,
+    ::testing::Values(
+        BadCase{"bad/id drop payload \"x\"", "bad rule id"},
+        BadCase{"x block payload \"x\"", "rule 'x': unknown action 'block'"},
+        BadCase{"x", "rule 'x': missing action"},
+        BadCase{"x drop body \"x\"", "rule 'x': unknown scope 'body'"},
+        BadCase{"x drop", "rule 'x': missing scope"},
+        BadCase{"x drop payload", "rule 'x': missing pattern"},
+        BadCase{"x drop payload xyz", "must be \"literal\" or /regex/"},
+        BadCase{"x drop payload \"abc", "no closing '\"'"},
+        BadCase{"x drop payload \"\"", "empty literal"},
+        BadCase{"x drop payload \"a\\q\"", "unknown escape"},
+        BadCase{"x drop payload \"a\\x4\"", "two hex digits"},
+        BadCase{"x drop payload /abc", "no closing '/'"},
+        BadCase{"x drop payload //", "empty regex"},
+        BadCase{"x drop payload /a/z", "unknown pattern flag 'z'"},
+        BadCase{"x drop payload /a/ii", "given twice"}));
+
+TEST(RuleParser, ReportsEveryBadLineAndDuplicates) {
+  auto r = parse_rules("a drop payload \"x\"\nb nope payload \"x\"\na alert payload \"y\"\n", "f");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("f:2: rule 'b': unknown action"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("f:3: rule 'a': duplicate rule id"), std::string::npos) << r.error();
+}
+
+TEST(RuleParser, EmptyFileIsAnError) {
+  auto r = parse_rules("# only a comment\n\n", "f");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), "f: no rules");
+}
+
+TEST(RuleParser, MissingFileIsAnError) {
+  auto r = load_rules_file("/nonexistent/x.rules");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("cannot open"), std::string::npos);
+}
+
+TEST(RuleParser, ExampleRuleSetParses) {
+  auto r = load_rules_file(IMF_SOURCE_ROOT "/config/rules/example.rules");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_GE(r->rules.size(), 8u);
+}
+
+}  // namespace
+}  // namespace imf::rules
