@@ -96,35 +96,28 @@ int run(int argc, char** argv) {
   // --- EAL: from the command line, or built for offline mode.
   std::vector<std::string> eal_owned;
   std::vector<char*> eal_argv;
-  int opt_argc;
-  char** opt_argv;
   uint64_t expected_packets = 0;
-  Options pre;
+  Result<Options> parsed = make_error("unparsed");
   if (wants_offline(argc, argv)) {
-    auto o = parse_options(argc, argv);
-    if (!o) return fail(o.error());
-    pre = o.value();
-    auto n = count_capture_packets(pre.read_pcap);
+    parsed = parse_options(argc, argv);
+    if (!parsed) return fail(parsed.error());
+    auto n = count_capture_packets(parsed->read_pcap);
     if (!n) return fail(n.error());
     expected_packets = n.value();
-    auto args = offline_eal_args(argv[0], pre.read_pcap, pre.write_pcap);
+    auto args = offline_eal_args(argv[0], parsed->read_pcap, parsed->write_pcap);
     if (!args) return fail(args.error());
     eal_owned = std::move(args.value());
     for (std::string& s : eal_owned) eal_argv.push_back(s.data());
     eal_argv.push_back(nullptr);
     if (rte_eal_init(static_cast<int>(eal_owned.size()), eal_argv.data()) < 0)
       return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
-    opt_argc = argc;
-    opt_argv = argv;
   } else {
     int consumed = rte_eal_init(argc, argv);
     if (consumed < 0) return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
-    opt_argc = argc - consumed;
-    opt_argv = argv + consumed;
-    opt_argv[0] = argv[0];
+    argv[consumed] = argv[0];
+    parsed = parse_options(argc - consumed, argv + consumed);
+    if (!parsed) return fail(parsed.error());
   }
-  auto parsed = parse_options(opt_argc, opt_argv);
-  if (!parsed) return fail(parsed.error());
   const Options& opt = parsed.value();
 
   // --- Rules: parse, compile (the control side's job), install as generation 1.
