@@ -16,6 +16,8 @@
 #include <fstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "match/rule_generation.h"
 #include "offline.h"
 #include "options.h"
@@ -268,6 +270,9 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_logger_mt("imfd"));
   spdlog::set_pattern("imfd: %^%l%$: %v");
   int rc = run(argc, argv);
+  // Offline runs use a private, per-process runtime directory; leave nothing behind.
+  std::string runtime_dir = wants_offline(argc, argv) ? rte_eal_get_runtime_dir() : "";
   rte_eal_cleanup();
+  if (!runtime_dir.empty()) rmdir(runtime_dir.c_str());
   return rc;
 }
