@@ -137,6 +137,12 @@ stop_capture() {
 }
 
 # ---------------------------------------------------------------- clients (all in the client ns)
+in_client_ns() {  # runs a client in the client ns without the write ends of other clients' fifos
+  local n fd
+  for n in "${!PUB_FD[@]}"; do fd=${PUB_FD[$n]}; exec {fd}>&-; done
+  exec ip netns exec "$NS_C" "$@"
+}
+
 established() { ip netns exec "$NS_C" ss -Htn state established "dport = :$PORT" | wc -l; }
 
 wait_established() {  # $1 = count to reach
@@ -151,7 +157,7 @@ wait_established() {  # $1 = count to reach
 sub_start() {  # name, mosquitto_sub args...  -- subscriber for the whole session
   local name=$1; shift
   local before; before=$(established)
-  ip netns exec "$NS_C" mosquitto_sub -h "$IP_B" -p "$PORT" -v "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  in_client_ns mosquitto_sub -h "$IP_B" -p "$PORT" -v "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
   SUB_PIDS+=($!)
   wait_established $((before + 1))
   sleep 0.3  # SUBACK
@@ -170,7 +176,7 @@ pub_open() {  # name, mosquitto_pub args... (without -l): one connection publish
   local fifo=$WORK/$name.fifo fd before
   before=$(established)
   rm -f "$fifo"; mkfifo "$fifo"
-  ip netns exec "$NS_C" mosquitto_pub -h "$IP_B" -p "$PORT" "$@" -l <"$fifo" >"$WORK/$name.log" 2>&1 &
+  in_client_ns mosquitto_pub -h "$IP_B" -p "$PORT" "$@" -l <"$fifo" >"$WORK/$name.log" 2>&1 &
   PUB_PID[$name]=$!
   exec {fd}>"$fifo"
   PUB_FD[$name]=$fd
@@ -193,7 +199,7 @@ pub_close() {  # name
 }
 
 pub_once() {  # mosquitto_pub args...: one connection, one message
-  ip netns exec "$NS_C" mosquitto_pub -h "$IP_B" -p "$PORT" "$@" || die "mosquitto_pub $* failed"
+  (in_client_ns mosquitto_pub -h "$IP_B" -p "$PORT" "$@") || die "mosquitto_pub $* failed"
   sleep "$GAP"
 }
 
