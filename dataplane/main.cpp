@@ -94,7 +94,8 @@ Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, ui
   return c;
 }
 
-int run(int argc, char** argv) {
+// Sets *eal_up once EAL is initialized, so main() cleans up only what exists.
+int run(int argc, char** argv, bool* eal_up) {
   // --- EAL: from the command line, or built for offline mode.
   std::vector<std::string> eal_owned;
   std::vector<char*> eal_argv;
@@ -113,9 +114,11 @@ int run(int argc, char** argv) {
     eal_argv.push_back(nullptr);
     if (rte_eal_init(static_cast<int>(eal_owned.size()), eal_argv.data()) < 0)
       return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
+    *eal_up = true;
   } else {
     int consumed = rte_eal_init(argc, argv);
     if (consumed < 0) return fail(std::string("EAL init failed: ") + rte_strerror(rte_errno));
+    *eal_up = true;
     argv[consumed] = argv[0];
     parsed = parse_options(argc - consumed, argv + consumed);
     if (!parsed) return fail(parsed.error());
@@ -269,10 +272,13 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_logger_mt("imfd"));
   spdlog::set_pattern("imfd: %^%l%$: %v");
-  int rc = run(argc, argv);
-  // Offline runs use a private, per-process runtime directory; leave nothing behind.
-  std::string runtime_dir = wants_offline(argc, argv) ? rte_eal_get_runtime_dir() : "";
-  rte_eal_cleanup();
-  if (!runtime_dir.empty()) rmdir(runtime_dir.c_str());
+  bool eal_up = false;
+  int rc = run(argc, argv, &eal_up);
+  if (eal_up) {
+    // Offline runs use a private, per-process runtime directory; leave nothing behind.
+    std::string runtime_dir = wants_offline(argc, argv) ? rte_eal_get_runtime_dir() : "";
+    rte_eal_cleanup();
+    if (!runtime_dir.empty()) rmdir(runtime_dir.c_str());
+  }
   return rc;
 }
