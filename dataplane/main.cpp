@@ -208,6 +208,13 @@ int run(int argc, char** argv, bool* eal_up) {
   std::signal(SIGTERM, on_signal);
 
   // --- Launch, then supervise until a signal or, offline, the end of the input.
+  auto last_stats = std::chrono::steady_clock::now();
+  auto print_stats_when_due = [&] {
+    auto now = std::chrono::steady_clock::now();
+    if (!opt.stats_interval_sec || now - last_stats < std::chrono::seconds(opt.stats_interval_sec)) return;
+    last_stats = now;
+    spdlog::info("stats: {}", format_stats_line(collect_report(worker_ptrs, n_ports, gen->rules.size())));
+  };
   for (auto& w : workers) {
     if (!main_works) rte_eal_remote_launch(worker_main, w.get(), w->lcore_id);
   }
@@ -217,7 +224,6 @@ int run(int argc, char** argv, bool* eal_up) {
     std::thread supervisor([&] {
       uint64_t last_rx = 0;
       int idle = 0;
-      auto tick = std::chrono::steady_clock::now();
       while (!workers[0]->finished.load(std::memory_order_acquire) && !g_stop.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         uint64_t rx = workers[0]->counters.get(Counter::rx_packets);
@@ -227,24 +233,15 @@ int run(int argc, char** argv, bool* eal_up) {
           spdlog::warn("offline: input stopped after {} of {} packets", rx, expected_packets);
           g_stop.store(true);
         }
-        if (opt.stats_interval_sec &&
-            std::chrono::steady_clock::now() - tick >= std::chrono::seconds(opt.stats_interval_sec)) {
-          tick = std::chrono::steady_clock::now();
-          spdlog::info("stats: {}", format_stats_line(collect_report(worker_ptrs, n_ports, gen->rules.size())));
-        }
+        print_stats_when_due();
       }
     });
     worker_main(workers[0].get());
     supervisor.join();
   } else {
-    auto tick = std::chrono::steady_clock::now();
     while (!g_stop.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      if (opt.stats_interval_sec &&
-          std::chrono::steady_clock::now() - tick >= std::chrono::seconds(opt.stats_interval_sec)) {
-        tick = std::chrono::steady_clock::now();
-        spdlog::info("stats: {}", format_stats_line(collect_report(worker_ptrs, n_ports, gen->rules.size())));
-      }
+      print_stats_when_due();
     }
     rte_eal_mp_wait_lcore();
   }
