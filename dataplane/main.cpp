@@ -7,6 +7,7 @@
 #include <rte_mbuf.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -15,8 +16,6 @@
 #include <ctime>
 #include <fstream>
 #include <thread>
-
-#include <unistd.h>
 
 #include "match/rule_generation.h"
 #include "offline.h"
@@ -52,9 +51,9 @@ int fail(const std::string& what) {
 }
 
 // Builds one worker's context: flow table, per-flow state, streams, scratch, rings, TX buffers.
-Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, uint16_t n_ports,
-                                              const Options& opt, const match::RuleGeneration& gen,
-                                              const PortSet& inspected, rte_mempool* pool) {
+Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, uint16_t n_ports, const Options& opt,
+                                              const match::RuleGeneration& gen, const PortSet& inspected,
+                                              rte_mempool* pool) {
   auto c = std::make_unique<LcoreCtx>();
   c->lcore_id = lcore;
   c->queue = queue;
@@ -183,10 +182,11 @@ int run(int argc, char** argv, bool* eal_up) {
     workers.back()->stop_after_rx = expected_packets;
   }
   size_t per_flow = sizeof(inspect::FlowState) + 2 * gen->stream_size;
-  spdlog::info("workers: {} lcore(s), {} queue(s) per port; {} flows per lcore, {} bytes per flow "
-               "({} MiB per lcore with the flow table)",
-               lcores.size(), queues, opt.flows_per_lcore, per_flow,
-               (workers[0]->flows->memory_bytes() + per_flow * opt.flows_per_lcore) >> 20);
+  spdlog::info(
+      "workers: {} lcore(s), {} queue(s) per port; {} flows per lcore, {} bytes per flow "
+      "({} MiB per lcore with the flow table)",
+      lcores.size(), queues, opt.flows_per_lcore, per_flow,
+      (workers[0]->flows->memory_bytes() + per_flow * opt.flows_per_lcore) >> 20);
 
   for (const port::PortInfo& info : infos) {
     auto st = port::start_port(info, queues, pool, kRxDesc, kTxDesc);

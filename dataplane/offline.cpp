@@ -30,10 +30,21 @@ Result<std::vector<std::string>> offline_eal_args(const std::string& argv0, cons
   if (in.find_first_of(",=") != std::string::npos || out.find_first_of(",=") != std::string::npos) {
     return make_error("capture paths must not contain ',' or '='");
   }
-  return std::vector<std::string>{
-      argv0, "--no-pci", "--no-huge", "--no-shconf", "-m", "512", "-l", "0",
-      "--file-prefix", "imfd-offline-" + std::to_string(getpid()), "--log-level", "*:warning", "--no-telemetry",
-      "--vdev", "net_pcap0,rx_pcap=" + in + ",tx_pcap=" + out};
+  return std::vector<std::string>{argv0,
+                                  "--no-pci",
+                                  "--no-huge",
+                                  "--no-shconf",
+                                  "-m",
+                                  "512",
+                                  "-l",
+                                  "0",
+                                  "--file-prefix",
+                                  "imfd-offline-" + std::to_string(getpid()),
+                                  "--log-level",
+                                  "*:warning",
+                                  "--no-telemetry",
+                                  "--vdev",
+                                  "net_pcap0,rx_pcap=" + in + ",tx_pcap=" + out};
 }
 
 }  // namespace imf::dp

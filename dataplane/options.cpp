@@ -117,8 +117,7 @@ Result<Options> parse_options(int argc, char** argv) {
   if (o.rules_path.empty()) return make_error("--rules FILE is required");
   if (o.offline && (o.read_pcap.empty() || o.write_pcap.empty()))
     return make_error("--offline needs -r IN.pcap and -w OUT.pcap");
-  if (!o.offline && (!o.read_pcap.empty() || !o.write_pcap.empty()))
-    return make_error("-r/-w are for --offline mode");
+  if (!o.offline && (!o.read_pcap.empty() || !o.write_pcap.empty())) return make_error("-r/-w are for --offline mode");
   return o;
 }
 

@@ -38,11 +38,10 @@ std::string format_summary(const Report& r, const std::vector<rules::RuleMeta>& 
                 "  flows:   %lu created, %lu closed, %lu aged, %lu evicted, %lu mid-stream\n"
                 "  MQTT:    %lu connects, %lu messages: %lu passed, %lu blocked; %lu alerts, %lu malformed\n",
                 counter(r, Counter::rx_packets), counter(r, Counter::forwarded), counter(r, Counter::dropped),
-                counter(r, Counter::resets_sent), counter(r, Counter::flows_created),
-                counter(r, Counter::flows_closed), counter(r, Counter::flows_aged),
-                counter(r, Counter::flows_evicted), counter(r, Counter::flows_midstream),
-                counter(r, Counter::mqtt_connects), publishes, publishes - blocked, blocked,
-                counter(r, Counter::rule_alerts), counter(r, Counter::mqtt_malformed));
+                counter(r, Counter::resets_sent), counter(r, Counter::flows_created), counter(r, Counter::flows_closed),
+                counter(r, Counter::flows_aged), counter(r, Counter::flows_evicted),
+                counter(r, Counter::flows_midstream), counter(r, Counter::mqtt_connects), publishes,
+                publishes - blocked, blocked, counter(r, Counter::rule_alerts), counter(r, Counter::mqtt_malformed));
   out += line;
   out += "  hits by rule:\n";
   std::snprintf(line, sizeof(line), "    %-32s %-6s %8s\n", "rule", "action", "hits");
@@ -78,9 +77,9 @@ std::string format_summary_json(const Report& r, const std::vector<rules::RuleMe
   for (size_t i = 0; i < r.ports.size(); ++i) {
     const PortTotals& p = r.ports[i];
     if (i) out += ',';
-    out += "{\"port\":" + std::to_string(p.port) + ",\"rx\":" + std::to_string(p.rx) + ",\"tx\":" +
-           std::to_string(p.tx) + ",\"rx_missed\":" + std::to_string(p.rx_missed) + ",\"tx_errors\":" +
-           std::to_string(p.tx_errors) + "}";
+    out += "{\"port\":" + std::to_string(p.port) + ",\"rx\":" + std::to_string(p.rx) +
+           ",\"tx\":" + std::to_string(p.tx) + ",\"rx_missed\":" + std::to_string(p.rx_missed) +
+           ",\"tx_errors\":" + std::to_string(p.tx_errors) + "}";
   }
   out += "],\"counters\":{";
   for (size_t i = 0; i < kCounterCount; ++i) {

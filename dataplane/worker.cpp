@@ -111,9 +111,7 @@ void handle_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, uint64_t now) {
       rte_eth_tx_buffer(out, c.queue, c.tx[out], mbuf);
       c.counters.add(Counter::forwarded);
       return;
-    case Verdict::kReset:
-      send_resets(c, in, out, frame, m);
-      [[fallthrough]];
+    case Verdict::kReset: send_resets(c, in, out, frame, m); [[fallthrough]];
     case Verdict::kDrop:
       rte_pktmbuf_free(mbuf);
       c.counters.add(Counter::dropped);

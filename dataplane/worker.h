@@ -29,10 +29,10 @@ struct alignas(64) LcoreCtx {
   uint16_t n_ports = 0;
   uint16_t peer[kMaxPorts] = {};  // port a packet received on port i leaves by
   rte_eth_dev_tx_buffer* tx[kMaxPorts] = {};
-  rte_mempool* pool = nullptr;    // for generated RST segments
+  rte_mempool* pool = nullptr;  // for generated RST segments
   const PortSet* inspected_ports = nullptr;
-  uint64_t drain_ticks = 0;       // TX buffer flush and flow aging period
-  uint64_t stop_after_rx = 0;     // offline mode: stop once this many packets were received
+  uint64_t drain_ticks = 0;    // TX buffer flush and flow aging period
+  uint64_t stop_after_rx = 0;  // offline mode: stop once this many packets were received
   const std::atomic<bool>* stop = nullptr;
 
   std::unique_ptr<flow::FlowTable> flows;
@@ -41,7 +41,7 @@ struct alignas(64) LcoreCtx {
   std::unique_ptr<match::Matcher> matcher;
   std::unique_ptr<inspect::Inspector> inspector;
   std::unique_ptr<record::EventRing> events;
-  std::unique_ptr<uint64_t[]> rule_hits;             // indexed by rule; single writer
+  std::unique_ptr<uint64_t[]> rule_hits;  // indexed by rule; single writer
   Counters counters;
   std::atomic<bool> finished{false};
 };

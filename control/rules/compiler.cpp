@@ -75,12 +75,11 @@ Result<CompiledRules> compile_rules(const RuleSet& set) {
   for (const std::string& e : exprs) expr_ptrs.push_back(e.c_str());
   hs_database_t* raw_db = nullptr;
   hs_compile_error_t* raw_err = nullptr;
-  if (hs_compile_multi(expr_ptrs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
-                       HS_MODE_STREAM, nullptr, &raw_db, &raw_err) != HS_SUCCESS) {
+  if (hs_compile_multi(expr_ptrs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), HS_MODE_STREAM,
+                       nullptr, &raw_db, &raw_err) != HS_SUCCESS) {
     HsCompileError err(raw_err);
     if (err->expression >= 0 && static_cast<size_t>(err->expression) < set.rules.size()) {
-      return make_error(where(set, set.rules[err->expression]) + "pattern rejected by Hyperscan: " +
-                        err->message);
+      return make_error(where(set, set.rules[err->expression]) + "pattern rejected by Hyperscan: " + err->message);
     }
     return make_error(set.source + ": Hyperscan could not compile the rule set: " + err->message);
   }

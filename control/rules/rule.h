@@ -27,7 +27,7 @@ struct Rule {
   bool literal = false;
   std::string pattern;  // literal bytes, or the regex source without delimiters
   uint8_t flags = 0;
-  uint32_t line = 0;    // line in the source file, for error messages
+  uint32_t line = 0;  // line in the source file, for error messages
 };
 
 struct RuleSet {

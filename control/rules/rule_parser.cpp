@@ -17,8 +17,7 @@ constexpr size_t kMaxPatternLen = 16 * 1024;
 bool valid_id(std::string_view id) {
   if (id.empty() || id.size() > kMaxIdLen) return false;
   for (char c : id) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != ':' && c != '-')
-      return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != ':' && c != '-') return false;
   }
   return true;
 }

@@ -123,15 +123,24 @@ void FlowTable::remove_slot(uint32_t slot) {
 
 void FlowTable::lru_unlink(uint32_t slot) {
   Entry& e = entries_[slot];
-  if (e.prev != kNone) entries_[e.prev].next = e.next; else lru_head_ = e.next;
-  if (e.next != kNone) entries_[e.next].prev = e.prev; else lru_tail_ = e.prev;
+  if (e.prev != kNone)
+    entries_[e.prev].next = e.next;
+  else
+    lru_head_ = e.next;
+  if (e.next != kNone)
+    entries_[e.next].prev = e.prev;
+  else
+    lru_tail_ = e.prev;
 }
 
 void FlowTable::lru_push_tail(uint32_t slot) {
   Entry& e = entries_[slot];
   e.prev = lru_tail_;
   e.next = kNone;
-  if (lru_tail_ != kNone) entries_[lru_tail_].next = slot; else lru_head_ = slot;
+  if (lru_tail_ != kNone)
+    entries_[lru_tail_].next = slot;
+  else
+    lru_head_ = slot;
   lru_tail_ = slot;
 }
 

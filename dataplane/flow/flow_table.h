@@ -20,7 +20,7 @@ struct FlowKey {
   uint8_t ip_b[16];
   uint16_t port_a;
   uint16_t port_b;
-  uint16_t vlan;      // VLAN id, 0 when untagged
+  uint16_t vlan;  // VLAN id, 0 when untagged
   uint8_t ip_version;
   uint8_t proto;
 

@@ -2,8 +2,7 @@
 
 namespace imf::dp::inspect {
 
-void Inspector::init_flow(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, bool from_a,
-                          bool to_server_port) {
+void Inspector::init_flow(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, bool from_a, bool to_server_port) {
   using namespace decode;
   fs.blocked = false;
   fs.session = proto::MqttSession{};

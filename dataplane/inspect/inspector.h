@@ -46,7 +46,7 @@ struct FlowState {
   bool blocked = false;
   bool uninspected = false;  // mid-stream pickup or bypassed: forward without decoding
   proto::MqttSession session;
-  DirState dir[2];           // [0] client -> server, [1] server -> client
+  DirState dir[2];  // [0] client -> server, [1] server -> client
 };
 
 struct InspectConfig {
@@ -64,21 +64,19 @@ struct Hit {
 
 class Inspector {
  public:
-  Inspector(const InspectConfig& cfg, match::Matcher& matcher, match::StreamPool& streams,
-            Counters& counters)
+  Inspector(const InspectConfig& cfg, match::Matcher& matcher, match::StreamPool& streams, Counters& counters)
       : cfg_(cfg), matcher_(matcher), streams_(streams), counters_(counters) {}
 
   // Prepares a fresh flow state in `slot` for the packet that created it. `to_server_port` tells
   // whether that packet's destination port is an inspected server port. Owning lcore only.
-  void init_flow(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, bool from_a,
-                 bool to_server_port);
+  void init_flow(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, bool from_a, bool to_server_port);
 
   // Judges one segment of an inspected flow; `payload` points at m.payload_len bytes.
   // sink.on_hit(const Hit&) is called for every rule hit, in order, before this returns.
   // Sets *close when the connection ended (RST, or FIN both ways) so the caller can free it.
   template <typename HitSink>
-  Verdict on_segment(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, const uint8_t* payload,
-                     bool from_a, HitSink& sink, bool* close);
+  Verdict on_segment(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, const uint8_t* payload, bool from_a,
+                     HitSink& sink, bool* close);
 
  private:
   template <typename HitSink>
@@ -143,9 +141,7 @@ struct Inspector::DecodeSink {
     }
     return !topic_scanned() || apply(ins.matcher_.scan(stream, match::Field::kTopic, p, n));
   }
-  bool on_topic_end() {
-    return !topic_scanned() || apply(ins.matcher_.end_field(stream, match::Field::kTopic));
-  }
+  bool on_topic_end() { return !topic_scanned() || apply(ins.matcher_.end_field(stream, match::Field::kTopic)); }
   bool on_payload(const uint8_t* p, uint32_t n) {
     ins.counters_.add(Counter::mqtt_payload_bytes, n);
     return apply(ins.matcher_.scan(stream, match::Field::kPayload, p, n));
@@ -154,8 +150,8 @@ struct Inspector::DecodeSink {
 };
 
 template <typename HitSink>
-Verdict Inspector::on_segment(FlowState& fs, uint32_t slot, const decode::PacketMeta& m,
-                              const uint8_t* payload, bool from_a, HitSink& sink, bool* close) {
+Verdict Inspector::on_segment(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, const uint8_t* payload,
+                              bool from_a, HitSink& sink, bool* close) {
   using namespace decode;
   *close = false;
   if (fs.blocked) {

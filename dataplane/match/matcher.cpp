@@ -12,8 +12,8 @@ struct MatchContext {
 
 // Called by Hyperscan for each match. With HS_FLAG_SINGLEMATCH each rule reports at most once
 // per field. Returning non-zero stops the scan: a drop verdict needs nothing further.
-int on_match(unsigned int id, unsigned long long /*from*/, unsigned long long /*to*/,
-             unsigned int /*flags*/, void* ctx) {
+int on_match(unsigned int id, unsigned long long /*from*/, unsigned long long /*to*/, unsigned int /*flags*/,
+             void* ctx) {
   auto* mc = static_cast<MatchContext*>(ctx);
   const rules::RuleMeta& rule = mc->gen->rules[id];
   if (!(rule.scope & mc->field)) return 0;
@@ -42,8 +42,8 @@ Result<std::unique_ptr<StreamPool>> StreamPool::create(const RuleGeneration& gen
   std::unique_ptr<StreamPool> pool(new StreamPool(count));
   for (uint32_t i = 0; i < count; ++i) {
     if (hs_open_stream(gen.db.get(), 0, &pool->streams_[i]) != HS_SUCCESS) {
-      return make_error("cannot open Hyperscan stream " + std::to_string(i) + " of " +
-                        std::to_string(count) + " (out of memory?)");
+      return make_error("cannot open Hyperscan stream " + std::to_string(i) + " of " + std::to_string(count) +
+                        " (out of memory?)");
     }
   }
   return pool;

@@ -23,9 +23,9 @@ struct ScanResult {
   static constexpr uint32_t kMaxHits = 8;
   uint16_t hits[kMaxHits];
   uint8_t n_hits = 0;
-  bool drop = false;       // a drop rule matched; hits[n_hits - 1] is it
-  bool overflow = false;   // more alert hits than kMaxHits in this call
-  bool error = false;      // Hyperscan failed; the stream is unusable
+  bool drop = false;      // a drop rule matched; hits[n_hits - 1] is it
+  bool overflow = false;  // more alert hits than kMaxHits in this call
+  bool error = false;     // Hyperscan failed; the stream is unusable
 };
 
 // Streams for `count` flow directions, opened once. Owning lcore only.

@@ -2,8 +2,7 @@
 
 namespace imf::dp::match {
 
-Result<std::unique_ptr<RuleGeneration>> install_generation(const rules::CompiledRules& compiled,
-                                                           uint64_t version) {
+Result<std::unique_ptr<RuleGeneration>> install_generation(const rules::CompiledRules& compiled, uint64_t version) {
   auto gen = std::make_unique<RuleGeneration>();
   gen->version = version;
   gen->rules = compiled.rules;

@@ -21,11 +21,10 @@ struct RuleGeneration {
   rules::HsScratch scratch_prototype;  // cloned once per worker lcore
   size_t stream_size = 0;              // bytes of Hyperscan state per open stream
   size_t db_size = 0;
-  uint8_t scopes = 0;                  // union of all rules' scopes: skip fields no rule reads
+  uint8_t scopes = 0;  // union of all rules' scopes: skip fields no rule reads
 };
 
 // Deserializes a compiled rule set (rules::compile_rules output). Setup/agent thread only.
-Result<std::unique_ptr<RuleGeneration>> install_generation(const rules::CompiledRules& compiled,
-                                                           uint64_t version);
+Result<std::unique_ptr<RuleGeneration>> install_generation(const rules::CompiledRules& compiled, uint64_t version);
 
 }  // namespace imf::dp::match

@@ -43,7 +43,8 @@ Status start_port(const PortInfo& info, uint16_t queues, rte_mempool* pool, uint
     conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
     conf.rx_adv_conf.rss_conf.rss_key = key;
     conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
-    conf.rx_adv_conf.rss_conf.rss_hf = dev.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
+    conf.rx_adv_conf.rss_conf.rss_hf =
+        dev.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
   }
   int rc = rte_eth_dev_configure(info.port_id, queues, queues, &conf);
   if (rc != 0) return make_error(where + "configure failed: " + err_text(rc));

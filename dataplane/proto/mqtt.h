@@ -68,11 +68,32 @@ class MqttDecoder {
 
  private:
   enum class Step : uint8_t {
-    kFixedHeader, kRemainingLength, kSkip,
-    kConnNameLen, kConnName, kConnLevel, kConnFlags, kConnKeepAlive, kConnPropsLen, kConnProps,
-    kConnClientIdLen, kConnClientId, kConnWillPropsLen, kConnWillProps, kConnWillTopicLen,
-    kConnWillTopic, kConnWillPayloadLen, kConnWillPayload, kConnUserLen, kConnUser,
-    kPubTopicLen, kPubTopic, kPubPacketId, kPubPropsLen, kPubProps, kPubPayload,
+    kFixedHeader,
+    kRemainingLength,
+    kSkip,
+    kConnNameLen,
+    kConnName,
+    kConnLevel,
+    kConnFlags,
+    kConnKeepAlive,
+    kConnPropsLen,
+    kConnProps,
+    kConnClientIdLen,
+    kConnClientId,
+    kConnWillPropsLen,
+    kConnWillProps,
+    kConnWillTopicLen,
+    kConnWillTopic,
+    kConnWillPayloadLen,
+    kConnWillPayload,
+    kConnUserLen,
+    kConnUser,
+    kPubTopicLen,
+    kPubTopic,
+    kPubPacketId,
+    kPubPropsLen,
+    kPubProps,
+    kPubPayload,
   };
 
   FeedResult fail(MqttError e) {
@@ -119,12 +140,16 @@ class MqttDecoder {
   // Steps that consume a length-delimited field; an empty one completes without input.
   static bool is_field_step(Step s) {
     switch (s) {
-      case Step::kConnName: case Step::kConnProps: case Step::kConnWillProps: case Step::kPubProps:
-      case Step::kConnClientId: case Step::kConnWillTopic: case Step::kConnWillPayload:
-      case Step::kConnUser: case Step::kPubTopic:
-        return true;
-      default:
-        return false;
+      case Step::kConnName:
+      case Step::kConnProps:
+      case Step::kConnWillProps:
+      case Step::kPubProps:
+      case Step::kConnClientId:
+      case Step::kConnWillTopic:
+      case Step::kConnWillPayload:
+      case Step::kConnUser:
+      case Step::kPubTopic: return true;
+      default: return false;
     }
   }
   Step after_packet_id() const { return version_ == 5 ? Step::kPubPropsLen : Step::kPubPayload; }
@@ -136,14 +161,13 @@ class MqttDecoder {
   uint8_t acc_bytes_ = 0;
   uint8_t header_ = 0;
   uint8_t conn_flags_ = 0;
-  uint8_t version_ = 0;      // cached from the session at packet start
+  uint8_t version_ = 0;  // cached from the session at packet start
   Step step_ = Step::kFixedHeader;
   MqttError error_ = MqttError::kNone;
 };
 
 template <typename Sink>
-FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, MqttSession& session,
-                             Sink& sink) {
+FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, MqttSession& session, Sink& sink) {
   const uint8_t* end = p + n;
   // Each iteration consumes at least one byte or completes a step whose field is empty.
   for (;;) {
@@ -152,6 +176,10 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
       step_ = Step::kFixedHeader;
       if (!sink.on_message_end()) return FeedResult::kStopped;
       continue;
+    }
+    if (remaining_ == 0 &&
+        (step_ == Step::kConnPropsLen || step_ == Step::kConnWillPropsLen || step_ == Step::kPubPropsLen)) {
+      return fail(MqttError::kFieldOverrun);  // a v5 packet that ends where its properties should be
     }
     if (step_ == Step::kSkip && remaining_ == 0) {
       step_ = Step::kFixedHeader;
@@ -249,8 +277,9 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
           break;
         }
         if (!start_field(acc_)) return fail(MqttError::kFieldOverrun);
-        step_ = step_ == Step::kConnPropsLen ? Step::kConnProps
-              : step_ == Step::kConnWillPropsLen ? Step::kConnWillProps : Step::kPubProps;
+        step_ = step_ == Step::kConnPropsLen       ? Step::kConnProps
+                : step_ == Step::kConnWillPropsLen ? Step::kConnWillProps
+                                                   : Step::kPubProps;
         if (field_left_ > 0) break;
         [[fallthrough]];  // empty property block: continue with what follows it
       }
@@ -291,9 +320,10 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
         p += k;
         if (step_ == Step::kConnClientId || step_ == Step::kConnUser) capture_account(session, start, k);
         if (field_left_ != 0) break;
-        Step next = step_ == Step::kConnClientId ? after_client_id()
-                  : step_ == Step::kConnWillTopic ? Step::kConnWillPayloadLen
-                  : step_ == Step::kConnWillPayload ? after_will() : Step::kSkip;
+        Step next = step_ == Step::kConnClientId      ? after_client_id()
+                    : step_ == Step::kConnWillTopic   ? Step::kConnWillPayloadLen
+                    : step_ == Step::kConnWillPayload ? after_will()
+                                                      : Step::kSkip;
         if (next == Step::kSkip) {
           step_ = Step::kSkip;  // the password, if any
           if (!sink.on_connect(session)) return FeedResult::kStopped;

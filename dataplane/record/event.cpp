@@ -15,10 +15,17 @@ uint32_t utf8_len(const unsigned char* p, uint32_t n) {
   uint32_t len;
   uint32_t cp;
   if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; }
-  else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; }
-  else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; }
-  else return 0;
+  if ((c & 0xe0) == 0xc0) {
+    len = 2;
+    cp = c & 0x1f;
+  } else if ((c & 0xf0) == 0xe0) {
+    len = 3;
+    cp = c & 0x0f;
+  } else if ((c & 0xf8) == 0xf0) {
+    len = 4;
+    cp = c & 0x07;
+  } else
+    return 0;
   if (len > n) return 0;
   for (uint32_t i = 1; i < len; ++i) {
     if ((p[i] & 0xc0) != 0x80) return 0;
@@ -63,14 +70,14 @@ std::string ip_text(const uint8_t* ip, uint8_t version) {
 }  // namespace
 
 std::string event_to_json(const Event& e, const std::vector<rules::RuleMeta>& rules, const Clock& clock) {
-  int64_t ns = clock.base_realtime_ns +
-               static_cast<int64_t>(static_cast<double>(e.tsc - clock.base_tsc) * 1e9 / static_cast<double>(clock.tsc_hz));
+  int64_t ns = clock.base_realtime_ns + static_cast<int64_t>(static_cast<double>(e.tsc - clock.base_tsc) * 1e9 /
+                                                             static_cast<double>(clock.tsc_hz));
   time_t secs = static_cast<time_t>(ns / 1000000000);
   struct tm tm;
   gmtime_r(&secs, &tm);
   char ts[48];
-  std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>((ns % 1000000000) / 1000));
+  std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>((ns % 1000000000) / 1000));
   const rules::RuleMeta& rule = rules[e.rule];
 
   std::string out;

@@ -13,13 +13,13 @@ namespace imf::dp::record {
 struct Event {
   static constexpr uint32_t kAccountCap = 96;
   static constexpr uint32_t kTopicCap = 128;
-  uint64_t tsc;            // rte_rdtsc() at the verdict
-  uint8_t src_ip[16];      // sender of the matching message
+  uint64_t tsc;        // rte_rdtsc() at the verdict
+  uint8_t src_ip[16];  // sender of the matching message
   uint8_t dst_ip[16];
   uint16_t src_port;
   uint16_t dst_port;
   uint16_t vlan;
-  uint16_t rule;           // index into the generation's rules
+  uint16_t rule;  // index into the generation's rules
   uint8_t ip_version;
   uint8_t lcore;
   uint8_t account_len;

@@ -9,8 +9,7 @@
 namespace imf::dp::record {
 
 Result<EventRing> EventRing::create(const std::string& name, uint32_t size, int socket) {
-  rte_ring* r = rte_ring_create_elem(name.c_str(), sizeof(Event), size, socket,
-                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
+  rte_ring* r = rte_ring_create_elem(name.c_str(), sizeof(Event), size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
   if (!r) return make_error("cannot create event ring " + name + ": " + rte_strerror(rte_errno));
   return EventRing(r);
 }
@@ -32,7 +31,9 @@ EventWriter::~EventWriter() {
   if (owned_) std::fclose(out_);
 }
 
-void EventWriter::start() { thread_ = std::thread([this] { run(); }); }
+void EventWriter::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void EventWriter::stop() {
   if (!thread_.joinable()) return;

@@ -7,36 +7,36 @@
 namespace imf::dp {
 
 // X(name, help). Names are the keys of the summary JSON; keep them stable.
-#define IMF_COUNTERS(X)                                                                   \
-  X(rx_packets, "packets received")                                                       \
-  X(forwarded, "packets sent on to the other side")                                       \
-  X(dropped, "packets dropped by a verdict")                                              \
-  X(resets_sent, "TCP RST segments generated")                                            \
-  X(reset_alloc_failed, "RST segments not sent: mbuf pool empty")                         \
-  X(tx_dropped, "packets the TX queue refused")                                           \
-  X(decode_non_ip, "frames that are not IPv4/IPv6 (forwarded)")                           \
-  X(decode_truncated, "frames shorter than their headers claim (forwarded)")              \
-  X(decode_bad_header, "frames with impossible header fields (forwarded)")                \
-  X(ip_fragments, "IP fragments (forwarded, not inspected)")                              \
-  X(tcp_uninspected, "TCP segments on ports not inspected")                               \
-  X(flows_created, "flows added to the flow table")                                       \
-  X(flows_evicted, "flows evicted because the table was full")                            \
-  X(flows_aged, "flows removed after being idle")                                         \
-  X(flows_closed, "flows removed after RST or FIN")                                       \
-  X(flows_midstream, "flows first seen without a handshake (passed uninspected)")         \
-  X(tcp_out_of_order, "segments ahead of the expected sequence number")                   \
-  X(tcp_retransmits, "segments wholly before the expected sequence number")               \
+#define IMF_COUNTERS(X)                                                                     \
+  X(rx_packets, "packets received")                                                         \
+  X(forwarded, "packets sent on to the other side")                                         \
+  X(dropped, "packets dropped by a verdict")                                                \
+  X(resets_sent, "TCP RST segments generated")                                              \
+  X(reset_alloc_failed, "RST segments not sent: mbuf pool empty")                           \
+  X(tx_dropped, "packets the TX queue refused")                                             \
+  X(decode_non_ip, "frames that are not IPv4/IPv6 (forwarded)")                             \
+  X(decode_truncated, "frames shorter than their headers claim (forwarded)")                \
+  X(decode_bad_header, "frames with impossible header fields (forwarded)")                  \
+  X(ip_fragments, "IP fragments (forwarded, not inspected)")                                \
+  X(tcp_uninspected, "TCP segments on ports not inspected")                                 \
+  X(flows_created, "flows added to the flow table")                                         \
+  X(flows_evicted, "flows evicted because the table was full")                              \
+  X(flows_aged, "flows removed after being idle")                                           \
+  X(flows_closed, "flows removed after RST or FIN")                                         \
+  X(flows_midstream, "flows first seen without a handshake (passed uninspected)")           \
+  X(tcp_out_of_order, "segments ahead of the expected sequence number")                     \
+  X(tcp_retransmits, "segments wholly before the expected sequence number")                 \
   X(flows_bypassed, "flows no longer inspected by policy (out-of-order with --ooo bypass)") \
-  X(blocked_flow_drops, "packets dropped because their flow is blocked")                  \
-  X(mqtt_connects, "MQTT CONNECTs decoded")                                               \
-  X(mqtt_publishes, "MQTT PUBLISH messages decoded")                                      \
-  X(mqtt_payload_bytes, "PUBLISH payload bytes scanned")                                  \
-  X(mqtt_malformed, "MQTT protocol violations (flow reset)")                              \
+  X(blocked_flow_drops, "packets dropped because their flow is blocked")                    \
+  X(mqtt_connects, "MQTT CONNECTs decoded")                                                 \
+  X(mqtt_publishes, "MQTT PUBLISH messages decoded")                                        \
+  X(mqtt_payload_bytes, "PUBLISH payload bytes scanned")                                    \
+  X(mqtt_malformed, "MQTT protocol violations (flow reset)")                                \
   X(mqtt_field_truncated, "accounts or topics longer than kept for events (scanned fully)") \
-  X(rule_alerts, "alert verdicts")                                                        \
-  X(rule_drops, "drop verdicts")                                                          \
-  X(hits_overflow, "rule hits beyond the per-scan limit (not recorded)")                  \
-  X(scan_errors, "Hyperscan scan errors (flow reset)")                                    \
+  X(rule_alerts, "alert verdicts")                                                          \
+  X(rule_drops, "drop verdicts")                                                            \
+  X(hits_overflow, "rule hits beyond the per-scan limit (not recorded)")                    \
+  X(scan_errors, "Hyperscan scan errors (flow reset)")                                      \
   X(events_lost, "events not recorded because the event ring was full")
 
 enum class Counter : uint16_t {

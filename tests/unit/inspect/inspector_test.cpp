@@ -16,9 +16,9 @@ using test::PacketBuilder;
 constexpr uint8_t kSyn = 0x02, kAck = 0x10, kPsh = 0x08, kFin = 0x01, kRst = 0x04;
 
 constexpr const char* kRules =
-    "money   drop   payload  /free\\s+money/i\n"   // 0
-    "hello   alert  payload  \"hello\"\n"          // 1
-    "topic   drop   topic    \"forbidden/\"\n";    // 2
+    "money   drop   payload  /free\\s+money/i\n"  // 0
+    "hello   alert  payload  \"hello\"\n"         // 1
+    "topic   drop   topic    \"forbidden/\"\n";   // 2
 
 struct RecordedHit {
   uint16_t rule;
@@ -70,7 +70,8 @@ class InspectorTest : public ::testing::Test {
     b.payload(data);
     frame_ = b.build();
     decode::PacketMeta m;
-    EXPECT_EQ(decode::decode_packet(frame_.data(), static_cast<uint32_t>(frame_.size()), &m), decode::DecodeStatus::kOk);
+    EXPECT_EQ(decode::decode_packet(frame_.data(), static_cast<uint32_t>(frame_.size()), &m),
+              decode::DecodeStatus::kOk);
     bool from_a = client;  // 10.0.0.1 sorts first
     if (!created_) {
       ins_->init_flow(fs_, 0, m, from_a, m.dst_port == 1883);

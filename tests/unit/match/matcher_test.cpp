@@ -11,11 +11,11 @@ namespace {
 
 // Rule indices below follow the order of kRules.
 constexpr const char* kRules =
-    "money     drop   payload        /free\\s+money/i\n"   // 0
-    "hello     alert  payload        \"hello\"\n"          // 1
-    "tail      alert  payload        /bye$/\n"             // 2
-    "topic     alert  topic          \"secret\"\n"         // 3
-    "both      alert  payload,topic  \"shared\"\n";        // 4
+    "money     drop   payload        /free\\s+money/i\n"  // 0
+    "hello     alert  payload        \"hello\"\n"         // 1
+    "tail      alert  payload        /bye$/\n"            // 2
+    "topic     alert  topic          \"secret\"\n"        // 3
+    "both      alert  payload,topic  \"shared\"\n";       // 4
 
 class MatcherTest : public ::testing::Test {
  protected:
@@ -80,7 +80,7 @@ TEST_F(MatcherTest, AlertsAreReportedOncePerField) {
   EXPECT_EQ(r.hits[0], 1);
   EXPECT_EQ(scan(" hello").n_hits, 0);  // single match per field
   end();
-  EXPECT_EQ(scan("hello").n_hits, 1);   // a new field reports again
+  EXPECT_EQ(scan("hello").n_hits, 1);  // a new field reports again
 }
 
 TEST_F(MatcherTest, EndAnchoredMatchIsReportedAtEndOfField) {

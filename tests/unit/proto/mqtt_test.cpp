@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <optional>
@@ -614,6 +615,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"v5_props_varint_runs_off_packet", 5,
                   cat({v5_publish_with_props_len({0x80, 0x80}), mqtt_simple(test::kMqttPingreq)}),
                   MqttError::kFieldOverrun},
+        ErrorCase{"v5_no_props_len_at_end_of_data", 5, v5_publish_with_props_len({}), MqttError::kFieldOverrun},
         ErrorCase{"v5_no_props_len_then_next_packet", 5,
                   cat({v5_publish_with_props_len({}), mqtt_simple(test::kMqttPingreq)}), MqttError::kFieldOverrun},
         ErrorCase{"v5_props_5_byte_varint", 5, v5_publish_with_props_len({0x80, 0x80, 0x80, 0x80, 0x01, 0, 0, 0, 0, 0}),

@@ -49,13 +49,13 @@ TEST(Compiler, FlagsMapToHyperscan) {
 }
 
 TEST(Compiler, NamesEveryRejectedRule) {
-  auto c = compile_rules(parse("ok drop payload \"fine\"\n"
-                               "backref drop payload /(a)\\1/\n"
-                               "lookbehind alert payload /(?<=a)b/\n"
-                               "empty alert payload /a*/\n"));
+  auto c =
+      compile_rules(parse("ok drop payload \"fine\"\n"
+                          "backref drop payload /(a)\\1/\n"
+                          "lookbehind alert payload /(?<=a)b/\n"
+                          "empty alert payload /a*/\n"));
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.error().find("t.rules:2: rule 'backref': pattern rejected by Hyperscan"), std::string::npos)
-      << c.error();
+  EXPECT_NE(c.error().find("t.rules:2: rule 'backref': pattern rejected by Hyperscan"), std::string::npos) << c.error();
   EXPECT_NE(c.error().find("t.rules:3: rule 'lookbehind': pattern rejected by Hyperscan"), std::string::npos)
       << c.error();
   EXPECT_NE(c.error().find("t.rules:4: rule 'empty': pattern can match an empty message"), std::string::npos)

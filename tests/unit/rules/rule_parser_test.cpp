@@ -51,20 +51,14 @@ INSTANTIATE_TEST_SUITE_P(
     All, RuleParserErrors,
     ::testing::Values(
         BadCase{"bad/id drop payload \"x\"", "bad rule id"},
-        BadCase{"x block payload \"x\"", "rule 'x': unknown action 'block'"},
-        BadCase{"x", "rule 'x': missing action"},
-        BadCase{"x drop body \"x\"", "rule 'x': unknown scope 'body'"},
-        BadCase{"x drop", "rule 'x': missing scope"},
+        BadCase{"x block payload \"x\"", "rule 'x': unknown action 'block'"}, BadCase{"x", "rule 'x': missing action"},
+        BadCase{"x drop body \"x\"", "rule 'x': unknown scope 'body'"}, BadCase{"x drop", "rule 'x': missing scope"},
         BadCase{"x drop payload", "rule 'x': missing pattern"},
         BadCase{"x drop payload xyz", "must be \"literal\" or /regex/"},
-        BadCase{"x drop payload \"abc", "no closing '\"'"},
-        BadCase{"x drop payload \"\"", "empty literal"},
-        BadCase{"x drop payload \"a\\q\"", "unknown escape"},
-        BadCase{"x drop payload \"a\\x4\"", "two hex digits"},
-        BadCase{"x drop payload /abc", "no closing '/'"},
-        BadCase{"x drop payload //", "empty regex"},
-        BadCase{"x drop payload /a/z", "unknown pattern flag 'z'"},
-        BadCase{"x drop payload /a/ii", "given twice"}));
+        BadCase{"x drop payload \"abc", "no closing '\"'"}, BadCase{"x drop payload \"\"", "empty literal"},
+        BadCase{"x drop payload \"a\\q\"", "unknown escape"}, BadCase{"x drop payload \"a\\x4\"", "two hex digits"},
+        BadCase{"x drop payload /abc", "no closing '/'"}, BadCase{"x drop payload //", "empty regex"},
+        BadCase{"x drop payload /a/z", "unknown pattern flag 'z'"}, BadCase{"x drop payload /a/ii", "given twice"}));
 
 TEST(RuleParser, ReportsEveryBadLineAndDuplicates) {
   auto r = parse_rules("a drop payload \"x\"\nb nope payload \"x\"\na alert payload \"y\"\n", "f");
