@@ -174,7 +174,7 @@ int run(int argc, char** argv, bool* eal_up) {
 
   std::vector<std::unique_ptr<LcoreCtx>> workers;
   std::vector<LcoreCtx*> worker_ptrs;
-  for (uint16_t q = 0; q < lcores.size(); ++q) {
+  for (uint16_t q = 0; q < queues; ++q) {  // lcores was cut to `queues` above
     auto w = make_worker(lcores[q], q, n_ports, opt, *gen, inspected, pool);
     if (!w) return fail(w.error());
     worker_ptrs.push_back(w.value().get());

@@ -72,6 +72,7 @@ Result<CompiledRules> compile_rules(const RuleSet& set) {
     return make_error(std::move(all));
   }
 
+  expr_ptrs.reserve(exprs.size());
   for (const std::string& e : exprs) expr_ptrs.push_back(e.c_str());
   hs_database_t* raw_db = nullptr;
   hs_compile_error_t* raw_err = nullptr;
