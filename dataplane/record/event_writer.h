@@ -27,7 +27,6 @@ class EventRing {
   unsigned pop_burst(Event* out, unsigned n) {
     return rte_ring_sc_dequeue_burst_elem(ring_, out, sizeof(Event), n, nullptr);
   }
-  rte_ring* raw() const { return ring_; }
 
  private:
   explicit EventRing(rte_ring* r) : ring_(r) {}
