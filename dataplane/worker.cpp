@@ -62,7 +62,7 @@ void send_resets(LcoreCtx& c, uint16_t in, uint16_t out, const uint8_t* frame, c
   send_frame(c, in, buf, len);
 }
 
-Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketMeta& m, uint64_t now) {
+Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketMeta& m, uint64_t now, bool to_server_port) {
   bool from_a;
   flow::FlowKey key = flow::make_flow_key(m, &from_a);
   uint64_t hash = flow::hash_flow_key(key);
@@ -74,7 +74,7 @@ Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketMeta& m, uint
     slot = c.flows->insert(key, hash, now, &evicted);
     c.counters.add(Counter::flows_created);
     if (evicted) c.counters.add(Counter::flows_evicted);
-    c.inspector->init_flow(c.flow_state[slot], slot, m, from_a, (*c.inspected_ports)[m.dst_port]);
+    c.inspector->init_flow(c.flow_state[slot], slot, m, from_a, to_server_port);
   }
   EventSink sink{c, m, now};
   bool close;
@@ -93,8 +93,8 @@ void handle_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, uint64_t now) {
   switch (decode::decode_packet(frame, rte_pktmbuf_data_len(mbuf), &m)) {
     case DecodeStatus::kOk:
       if (m.l4_proto != decode::kProtoTcp) break;
-      if ((*c.inspected_ports)[m.dst_port] || (*c.inspected_ports)[m.src_port]) {
-        v = inspect_tcp(c, frame, m, now);
+      if (bool to_server_port = (*c.inspected_ports)[m.dst_port]; to_server_port || (*c.inspected_ports)[m.src_port]) {
+        v = inspect_tcp(c, frame, m, now, to_server_port);
       } else {
         c.counters.add(Counter::tcp_uninspected);
       }
