@@ -61,7 +61,7 @@ Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, ui
   for (uint16_t p = 0; p < n_ports; ++p) c->peer[p] = n_ports == 1 ? p : (p ^ 1);
   c->pool = pool;
   c->inspected_ports = &inspected;
-  c->drain_ticks = rte_get_tsc_hz() / 10000;  // 100 us
+  c->aging_ticks = rte_get_tsc_hz() / 10000;  // 100 us
   c->stop = &g_stop;
 
   auto flows = flow::FlowTable::create(opt.flows_per_lcore, rte_get_tsc_hz() * opt.flow_idle_sec);
@@ -156,7 +156,7 @@ int run(int argc, char** argv, bool* eal_up) {
     auto info = port::probe_port(p);
     if (!info) return fail(info.error());
     queues = std::min<uint16_t>(queues, info->max_queues);
-    if (!info->rss) queues = 1;
+    if (!info->rss && !opt.prebalanced_queues) queues = 1;
     infos.push_back(info.value());
   }
   if (queues < lcores.size()) {
@@ -164,7 +164,7 @@ int run(int argc, char** argv, bool* eal_up) {
     lcores.resize(queues);
   }
 
-  uint32_t n_mbufs = n_ports * queues * (kRxDesc + kTxDesc + 2 * kBurst) + 4096;
+  uint32_t n_mbufs = opt.mbufs ? opt.mbufs : n_ports * queues * (kRxDesc + kTxDesc + 2 * kBurst) + 4096;
   rte_mempool* pool = rte_pktmbuf_pool_create("imf_mbufs", n_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                               static_cast<int>(rte_socket_id()));
   if (!pool) return fail(std::string("cannot create mbuf pool: ") + rte_strerror(rte_errno));
@@ -181,7 +181,15 @@ int run(int argc, char** argv, bool* eal_up) {
     workers.push_back(std::move(w.value()));
     workers.back()->stop_after_rx = expected_packets;
   }
-  size_t per_flow = sizeof(inspect::FlowState) + 2 * gen->stream_size;
+  RunInfo run_info;
+  run_info.flows_per_lcore = opt.flows_per_lcore;
+  run_info.flow_bytes = sizeof(inspect::FlowState) + 2 * gen->stream_size;
+  run_info.flow_table_bytes = workers[0]->flows->memory_bytes();
+  run_info.db_bytes = gen->db_size;
+  run_info.stream_bytes = gen->stream_size;
+  run_info.mbufs = n_mbufs;
+  run_info.tsc_hz = rte_get_tsc_hz();
+  size_t per_flow = run_info.flow_bytes;
   spdlog::info(
       "workers: {} lcore(s), {} queue(s) per port; {} flows per lcore, {} bytes per flow "
       "({} MiB per lcore with the flow table)",
@@ -189,10 +197,11 @@ int run(int argc, char** argv, bool* eal_up) {
       (workers[0]->flows->memory_bytes() + per_flow * opt.flows_per_lcore) >> 20);
 
   for (const port::PortInfo& info : infos) {
-    auto st = port::start_port(info, queues, pool, kRxDesc, kTxDesc);
+    bool rss = queues > 1 && info.rss;
+    auto st = port::start_port(info, queues, rss, pool, kRxDesc, kTxDesc);
     if (!st) return fail(st.error());
-    spdlog::info("port {} ({}): started, {} queue(s), RSS {}", info.port_id, info.name, queues,
-                 queues > 1 ? "symmetric" : "off");
+    spdlog::info("port {} ({}): started, {} queue(s), {}", info.port_id, info.name, queues,
+                 rss ? "symmetric RSS" : (queues > 1 ? "queues prebalanced" : "RSS off"));
   }
 
   // --- Events writer (a control thread) and signals.
@@ -208,9 +217,11 @@ int run(int argc, char** argv, bool* eal_up) {
   std::signal(SIGTERM, on_signal);
 
   // --- Launch, then supervise until a signal or, offline, the end of the input.
-  auto last_stats = std::chrono::steady_clock::now();
+  auto started = std::chrono::steady_clock::now();
+  auto last_stats = started;
   auto print_stats_when_due = [&] {
     auto now = std::chrono::steady_clock::now();
+    if (opt.duration_sec && now - started >= std::chrono::seconds(opt.duration_sec)) g_stop.store(true);
     if (!opt.stats_interval_sec || now - last_stats < std::chrono::seconds(opt.stats_interval_sec)) return;
     last_stats = now;
     spdlog::info("stats: {}", format_stats_line(collect_report(worker_ptrs, n_ports, gen->rules.size())));
@@ -254,7 +265,7 @@ int run(int argc, char** argv, bool* eal_up) {
   int rc = 0;
   if (!opt.summary_json_path.empty()) {
     std::ofstream out(opt.summary_json_path, std::ios::trunc);
-    out << format_summary_json(report, gen->rules);
+    out << format_summary_json(report, run_info, gen->rules);
     if (!out) rc = fail("cannot write " + opt.summary_json_path);
   }
   for (uint16_t p = 0; p < n_ports; ++p) port::stop_port(p);

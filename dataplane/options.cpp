@@ -33,6 +33,11 @@ const char* usage() {
          "  --flow-idle SEC         idle time before a flow is aged out (default 300)\n"
          "  --ooo drop|bypass       segments ahead of sequence: drop (default) or stop inspecting\n"
          "  --stats-interval SEC    print counters every SEC seconds (default off)\n"
+         "  --duration SEC          stop after SEC seconds (default: run until SIGINT/SIGTERM)\n"
+         "  --mbufs N               packet buffers in the pool (default: sized for the queues; a\n"
+         "                          net_pcap port with infinite_rx=1 also holds its whole capture)\n"
+         "  --prebalanced-queues    one queue per worker even on ports without RSS: each RX queue\n"
+         "                          must already carry whole flows (net_pcap with one rx_pcap each)\n"
          "  --offline -r IN -w OUT  read a capture, write the forwarded packets to a capture\n";
 }
 
@@ -44,7 +49,21 @@ bool wants_offline(int argc, char** argv) {
 }
 
 Result<Options> parse_options(int argc, char** argv) {
-  enum : int { kRules = 1000, kEvents, kSummary, kMqttPorts, kFlows, kFlowIdle, kOoo, kStats, kOffline, kHelp };
+  enum : int {
+    kRules = 1000,
+    kEvents,
+    kSummary,
+    kMqttPorts,
+    kFlows,
+    kFlowIdle,
+    kOoo,
+    kStats,
+    kDuration,
+    kMbufs,
+    kPrebalanced,
+    kOffline,
+    kHelp
+  };
   static const option kLong[] = {
       {"rules", required_argument, nullptr, kRules},
       {"events", required_argument, nullptr, kEvents},
@@ -54,6 +73,9 @@ Result<Options> parse_options(int argc, char** argv) {
       {"flow-idle", required_argument, nullptr, kFlowIdle},
       {"ooo", required_argument, nullptr, kOoo},
       {"stats-interval", required_argument, nullptr, kStats},
+      {"duration", required_argument, nullptr, kDuration},
+      {"mbufs", required_argument, nullptr, kMbufs},
+      {"prebalanced-queues", no_argument, nullptr, kPrebalanced},
       {"offline", no_argument, nullptr, kOffline},
       {"help", no_argument, nullptr, kHelp},
       {nullptr, 0, nullptr, 0},
@@ -105,6 +127,15 @@ Result<Options> parse_options(int argc, char** argv) {
         if (!parse_u32(optarg, 0, 86400, &o.stats_interval_sec))
           return make_error(std::string("--stats-interval: '") + optarg + "' is not a number of seconds");
         break;
+      case kDuration:
+        if (!parse_u32(optarg, 1, 86400 * 365, &o.duration_sec))
+          return make_error(std::string("--duration: '") + optarg + "' is not a number of seconds 1-31536000");
+        break;
+      case kMbufs:
+        if (!parse_u32(optarg, 1024, 1u << 30, &o.mbufs))
+          return make_error(std::string("--mbufs: '") + optarg + "' is not a number 1024-1073741824");
+        break;
+      case kPrebalanced: o.prebalanced_queues = true; break;
       case kOffline: o.offline = true; break;
       case 'r': o.read_pcap = optarg; break;
       case 'w': o.write_pcap = optarg; break;

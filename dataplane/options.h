@@ -19,6 +19,9 @@ struct Options {
   uint32_t flow_idle_sec = 300;
   inspect::OooPolicy ooo = inspect::OooPolicy::kDrop;
   uint32_t stats_interval_sec = 0;
+  uint32_t duration_sec = 0;  // 0: until a signal
+  uint32_t mbufs = 0;         // 0: sized for the queues
+  bool prebalanced_queues = false;
   // offline mode
   bool offline = false;
   std::string read_pcap;

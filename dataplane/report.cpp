@@ -1,5 +1,6 @@
 #include "report.h"
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 
 #include <cstdio>
@@ -16,6 +17,13 @@ Report collect_report(const std::vector<LcoreCtx*>& lcores, uint16_t n_ports, si
   Report r;
   r.rule_hits.assign(n_rules, 0);
   for (const LcoreCtx* c : lcores) {
+    double seconds = 0;
+    if (c->finished.load(std::memory_order_acquire)) {
+      seconds = static_cast<double>(c->loop_end_tsc - c->loop_start_tsc) / static_cast<double>(rte_get_tsc_hz());
+    }
+    r.lcores.push_back(
+        {c->lcore_id, c->counters.get(Counter::rx_packets), c->counters.get(Counter::forwarded), seconds});
+    r.latency.merge(c->latency);
     for (size_t i = 0; i < kCounterCount; ++i) r.counters[i] += c->counters.get(static_cast<Counter>(i));
     for (size_t i = 0; i < n_rules; ++i) r.rule_hits[i] += __atomic_load_n(&c->rule_hits[i], __ATOMIC_RELAXED);
   }
@@ -29,7 +37,7 @@ Report collect_report(const std::vector<LcoreCtx*>& lcores, uint16_t n_ports, si
 
 std::string format_summary(const Report& r, const std::vector<rules::RuleMeta>& rules) {
   std::string out;
-  char line[256];
+  char line[512];
   uint64_t publishes = counter(r, Counter::mqtt_publishes);
   uint64_t blocked = counter(r, Counter::rule_drops);
   std::snprintf(line, sizeof(line),
@@ -72,21 +80,37 @@ std::string format_stats_line(const Report& r) {
   return line;
 }
 
-std::string format_summary_json(const Report& r, const std::vector<rules::RuleMeta>& rules) {
+std::string format_summary_json(const Report& r, const RunInfo& run, const std::vector<rules::RuleMeta>& rules) {
+  auto num = [](const char* key, auto v) { return std::string("\"") + key + "\":" + std::to_string(v); };
   std::string out = "{\"ports\":[";
   for (size_t i = 0; i < r.ports.size(); ++i) {
     const PortTotals& p = r.ports[i];
     if (i) out += ',';
-    out += "{\"port\":" + std::to_string(p.port) + ",\"rx\":" + std::to_string(p.rx) +
-           ",\"tx\":" + std::to_string(p.tx) + ",\"rx_missed\":" + std::to_string(p.rx_missed) +
-           ",\"tx_errors\":" + std::to_string(p.tx_errors) + "}";
+    out += "{" + num("port", p.port) + "," + num("rx", p.rx) + "," + num("tx", p.tx) + "," +
+           num("rx_missed", p.rx_missed) + "," + num("tx_errors", p.tx_errors) + "}";
+  }
+  out += "],\"lcores\":[";
+  for (size_t i = 0; i < r.lcores.size(); ++i) {
+    const LcoreTotals& l = r.lcores[i];
+    if (i) out += ',';
+    out += "{" + num("lcore", l.lcore) + "," + num("rx", l.rx) + "," + num("forwarded", l.forwarded) + "," +
+           num("seconds", l.seconds) + "}";
   }
   out += "],\"counters\":{";
   for (size_t i = 0; i < kCounterCount; ++i) {
     if (i) out += ',';
-    out += std::string("\"") + kCounterNames[i] + "\":" + std::to_string(r.counters[i]);
+    out += num(kCounterNames[i], r.counters[i]);
   }
-  out += "},\"rules\":[";
+  auto ns = [&](double q) {
+    return static_cast<uint64_t>(static_cast<double>(r.latency.quantile(q)) * 1e9 / static_cast<double>(run.tsc_hz));
+  };
+  out += "},\"latency_ns\":{" + num("samples", r.latency.samples) + "," + num("p50", ns(0.5)) + "," +
+         num("p90", ns(0.9)) + "," + num("p99", ns(0.99)) + "," + num("p999", ns(0.999)) + "," + num("max", ns(1.0)) +
+         "}";
+  out += ",\"run\":{" + num("flows_per_lcore", run.flows_per_lcore) + "," + num("flow_bytes", run.flow_bytes) + "," +
+         num("flow_table_bytes", run.flow_table_bytes) + "," + num("db_bytes", run.db_bytes) + "," +
+         num("stream_bytes", run.stream_bytes) + "," + num("mbufs", run.mbufs) + "," + num("tsc_hz", run.tsc_hz) + "}";
+  out += ",\"rules\":[";
   for (size_t i = 0; i < rules.size(); ++i) {
     if (i) out += ',';
     // Rule ids are restricted to [A-Za-z0-9._:-] by the parser: no escaping needed.

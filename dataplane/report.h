@@ -17,10 +17,29 @@ struct PortTotals {
   uint64_t rx, tx, rx_missed, tx_errors;
 };
 
+struct LcoreTotals {
+  unsigned lcore;
+  uint64_t rx, forwarded;
+  double seconds;  // time in the burst loop; 0 while it runs
+};
+
+// What the run was set up with: for reading the figures (memory per flow, rates).
+struct RunInfo {
+  uint32_t flows_per_lcore = 0;
+  uint64_t flow_bytes = 0;        // per flow: inspection state + both directions' Hyperscan streams
+  uint64_t flow_table_bytes = 0;  // per lcore: the flow table's index and keys
+  uint64_t db_bytes = 0;
+  uint64_t stream_bytes = 0;
+  uint32_t mbufs = 0;
+  uint64_t tsc_hz = 0;
+};
+
 struct Report {
   std::vector<PortTotals> ports;
+  std::vector<LcoreTotals> lcores;
   std::array<uint64_t, kCounterCount> counters{};
   std::vector<uint64_t> rule_hits;  // indexed like rules
+  LatencySummary latency;           // cycles, all lcores
 };
 
 Report collect_report(const std::vector<LcoreCtx*>& lcores, uint16_t n_ports, size_t n_rules);
@@ -32,6 +51,6 @@ std::string format_summary(const Report& r, const std::vector<rules::RuleMeta>& 
 std::string format_stats_line(const Report& r);
 
 // The --summary-json object (docs/interfaces.md).
-std::string format_summary_json(const Report& r, const std::vector<rules::RuleMeta>& rules);
+std::string format_summary_json(const Report& r, const RunInfo& run, const std::vector<rules::RuleMeta>& rules);
 
 }  // namespace imf::dp

@@ -86,7 +86,8 @@ Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketMeta& m, uint
   return v;
 }
 
-void handle_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, uint64_t now) {
+// Returns 1 if the packet was queued to go on, 0 if it was dropped.
+unsigned handle_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, uint64_t now) {
   const auto* frame = rte_pktmbuf_mtod(mbuf, const uint8_t*);
   PacketMeta m;
   Verdict v = Verdict::kForward;
@@ -110,13 +111,14 @@ void handle_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, uint64_t now) {
     case Verdict::kForward:
       rte_eth_tx_buffer(out, c.queue, c.tx[out], mbuf);
       c.counters.add(Counter::forwarded);
-      return;
+      return 1;
     case Verdict::kReset: send_resets(c, in, out, frame, m); [[fallthrough]];
     case Verdict::kDrop:
       rte_pktmbuf_free(mbuf);
       c.counters.add(Counter::dropped);
-      return;
+      return 0;
   }
+  return 0;
 }
 
 void flush_tx(LcoreCtx& c) {
@@ -128,35 +130,44 @@ void flush_tx(LcoreCtx& c) {
 int worker_main(void* arg) {
   LcoreCtx& c = *static_cast<LcoreCtx*>(arg);
   rte_mbuf* pkts[kBurst];
-  uint64_t last_drain = rte_rdtsc();
   uint64_t rx_total = 0;
+  c.loop_start_tsc = rte_rdtsc();
+  uint64_t last_aging = c.loop_start_tsc;
 
   while (!c.stop->load(std::memory_order_relaxed)) {
     uint64_t now = rte_rdtsc();
 
-    /* Timed TX drain and flow aging, every drain_ticks (~100 us). */
-    if (now - last_drain > c.drain_ticks) {
-      flush_tx(c);
+    /* Flow aging, every aging_ticks (~100 us). */
+    if (now - last_aging > c.aging_ticks) {
       uint32_t aged = c.flows->expire(now, 64, [](uint32_t) {});
       if (aged) c.counters.add(Counter::flows_aged, aged);
-      last_drain = now;
+      last_aging = now;
     }
 
     /* RX a burst from each port and judge it; prefetch a few packets ahead. */
+    unsigned sent = 0;
+    uint16_t received = 0;
     for (uint16_t in = 0; in < c.n_ports; ++in) {
       uint16_t n = rte_eth_rx_burst(in, c.queue, pkts, kBurst);
       if (n == 0) continue;
-      c.counters.add(Counter::rx_packets, n);
-      rx_total += n;
+      received += n;
       for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
       for (uint16_t i = 0; i < n; ++i) {
         if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
-        handle_packet(c, in, pkts[i], now);
+        sent += handle_packet(c, in, pkts[i], now);
       }
     }
+    if (received == 0) continue;
+    c.counters.add(Counter::rx_packets, received);
+    rx_total += received;
+
+    /* TX what this iteration judged; its latency runs from before the RX bursts to here. */
+    flush_tx(c);
+    if (sent) c.latency.add(rte_rdtsc() - now, sent);
     if (c.stop_after_rx && rx_total >= c.stop_after_rx) break;
   }
   flush_tx(c);
+  c.loop_end_tsc = rte_rdtsc();
   c.finished.store(true, std::memory_order_release);  // orders the final counters before the flag
   return 0;
 }

@@ -13,6 +13,7 @@
 #include "match/matcher.h"
 #include "record/event_writer.h"
 #include "stats/counters.h"
+#include "stats/latency.h"
 
 namespace imf::dp {
 
@@ -31,7 +32,7 @@ struct alignas(64) LcoreCtx {
   rte_eth_dev_tx_buffer* tx[kMaxPorts] = {};
   rte_mempool* pool = nullptr;  // for generated RST segments
   const PortSet* inspected_ports = nullptr;
-  uint64_t drain_ticks = 0;    // TX buffer flush and flow aging period
+  uint64_t aging_ticks = 0;    // flow aging period
   uint64_t stop_after_rx = 0;  // offline mode: stop once this many packets were received
   const std::atomic<bool>* stop = nullptr;
 
@@ -43,11 +44,16 @@ struct alignas(64) LcoreCtx {
   std::unique_ptr<record::EventRing> events;
   std::unique_ptr<uint64_t[]> rule_hits;  // indexed by rule; single writer
   Counters counters;
+  LatencyHistogram latency;     // RX burst -> TX burst, per packet sent on
+  uint64_t loop_start_tsc = 0;  // set by the lcore; read after `finished`
+  uint64_t loop_end_tsc = 0;
   std::atomic<bool> finished{false};
 };
 
 // rte_eal_remote_launch entry point; arg is the LcoreCtx. Returns when *stop is set or, offline,
-// when stop_after_rx packets were received; flushes TX before returning.
+// when stop_after_rx packets were received. Packets leave in the loop iteration that received
+// them (TX is flushed once per iteration), so the latency it records is the whole time a packet
+// spends in imfd.
 int worker_main(void* arg);
 
 }  // namespace imf::dp

@@ -74,6 +74,7 @@ class Inspector {
   // Judges one segment of an inspected flow; `payload` points at m.payload_len bytes.
   // sink.on_hit(const Hit&) is called for every rule hit, in order, before this returns.
   // Sets *close when the connection ended (RST, or FIN both ways) so the caller can free it.
+  // A client SYN that starts a new connection on a tracked flow resets the flow first.
   template <typename HitSink>
   Verdict on_segment(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, const uint8_t* payload, bool from_a,
                      HitSink& sink, bool* close);
@@ -81,6 +82,8 @@ class Inspector {
  private:
   template <typename HitSink>
   struct DecodeSink;
+
+  static bool starts_new_connection(const FlowState& fs, const decode::PacketMeta& m, bool from_a);
 
   InspectConfig cfg_;
   match::Matcher& matcher_;
@@ -149,11 +152,26 @@ struct Inspector::DecodeSink {
   bool on_message_end() { return apply(ins.matcher_.end_field(stream, match::Field::kPayload)); }
 };
 
+// A client SYN on a flow that was blocked, closing, or has already seen another initial sequence
+// number is a new connection on the same addresses (e.g. a reconnect after our RST): judge it
+// afresh. Only a retransmission of the flow's own SYN keeps the state.
+inline bool Inspector::starts_new_connection(const FlowState& fs, const decode::PacketMeta& m, bool from_a) {
+  bool fresh = !fs.blocked && !fs.dir[0].seq_known && !fs.dir[1].seq_known;
+  if (fresh) return false;
+  const DirState& client = fs.dir[0];
+  bool same_syn = from_a == fs.client_is_a && client.seq_known && !client.fin_seen && m.seq + 1 == client.next_seq;
+  return fs.blocked || !same_syn;
+}
+
 template <typename HitSink>
 Verdict Inspector::on_segment(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, const uint8_t* payload,
                               bool from_a, HitSink& sink, bool* close) {
   using namespace decode;
   *close = false;
+  if ((m.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn && starts_new_connection(fs, m, from_a)) {
+    init_flow(fs, slot, m, from_a, false);
+    counters_.add(Counter::flows_restarted);
+  }
   if (fs.blocked) {
     counters_.add(Counter::blocked_flow_drops);
     return Verdict::kDrop;

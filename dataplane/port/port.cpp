@@ -29,15 +29,16 @@ Result<PortInfo> probe_port(uint16_t port_id) {
   return info;
 }
 
-Status start_port(const PortInfo& info, uint16_t queues, rte_mempool* pool, uint16_t rx_desc, uint16_t tx_desc) {
+Status start_port(const PortInfo& info, uint16_t queues, bool rss, rte_mempool* pool, uint16_t rx_desc,
+                  uint16_t tx_desc) {
   const std::string where = "port " + std::to_string(info.port_id) + " (" + info.name + "): ";
   rte_eth_dev_info dev{};
   rte_eth_dev_info_get(info.port_id, &dev);
 
   rte_eth_conf conf{};
   uint8_t key[64];
-  if (queues > 1) {
-    if (!info.rss) return make_error(where + "several queues requested but the device has no RSS");
+  if (rss) {
+    if (!info.rss) return make_error(where + "RSS requested but the device has none");
     uint8_t key_len = dev.hash_key_size ? dev.hash_key_size : 40;
     for (uint8_t i = 0; i < key_len && i < sizeof(key); ++i) key[i] = kSymmetricRssKeyWord[i & 1];
     conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;

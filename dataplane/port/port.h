@@ -21,10 +21,12 @@ struct PortInfo {
 
 Result<PortInfo> probe_port(uint16_t port_id);
 
-// Configures and starts `port_id` with `queues` RX/TX queue pairs. With queues > 1 it enables
-// RSS with a symmetric key, so both directions of a connection hash to the same queue index on
-// both ports and thus to the same worker lcore.
-Status start_port(const PortInfo& info, uint16_t queues, rte_mempool* pool, uint16_t rx_desc, uint16_t tx_desc);
+// Configures and starts `port_id` with `queues` RX/TX queue pairs. With `rss` it enables RSS with
+// a symmetric key, so both directions of a connection hash to the same queue index on both ports
+// and thus to the same worker lcore; without it, several queues must arrive already split by flow.
+// Errors name the port and the step that failed. Setup thread only.
+Status start_port(const PortInfo& info, uint16_t queues, bool rss, rte_mempool* pool, uint16_t rx_desc,
+                  uint16_t tx_desc);
 
 void stop_port(uint16_t port_id);
 

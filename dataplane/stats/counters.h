@@ -23,6 +23,7 @@ namespace imf::dp {
   X(flows_evicted, "flows evicted because the table was full")                              \
   X(flows_aged, "flows removed after being idle")                                           \
   X(flows_closed, "flows removed after RST or FIN")                                         \
+  X(flows_restarted, "flows reset by a client SYN starting a new connection on them")       \
   X(flows_midstream, "flows first seen without a handshake (passed uninspected)")           \
   X(tcp_out_of_order, "segments ahead of the expected sequence number")                     \
   X(tcp_retransmits, "segments wholly before the expected sequence number")                 \

@@ -133,6 +133,37 @@ TEST_F(InspectorTest, DropRuleResetsOnTheCompletingSegmentAndBlocksTheFlow) {
   EXPECT_EQ(count(Counter::blocked_flow_drops), 2u);
 }
 
+TEST_F(InspectorTest, NewConnectionOnABlockedFlowIsJudgedAfresh) {
+  handshake();
+  send(true, kPsh | kAck, test::mqtt_connect(4, "cid", std::string("bob")));
+  EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(4, "chat/2", "free money")), Verdict::kReset);
+  ASSERT_TRUE(fs_.blocked);
+  // The client reconnects from the same port with a new initial sequence number.
+  cseq_ += 50000;
+  sseq_ += 70000;
+  handshake();
+  EXPECT_FALSE(fs_.blocked);
+  EXPECT_EQ(count(Counter::flows_restarted), 1u);
+  send(true, kPsh | kAck, test::mqtt_connect(4, "cid", std::string("carol")));
+  EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(4, "chat/2", "hello")), Verdict::kForward);
+  ASSERT_EQ(sink_.hits.size(), 2u);
+  EXPECT_EQ(sink_.hits[1].account, "carol");
+}
+
+TEST_F(InspectorTest, RetransmittedSynKeepsTheFlowAndANewIsnRestartsIt) {
+  ASSERT_EQ(send(true, kSyn, {}), Verdict::kForward);
+  ASSERT_EQ(send(true, kSyn, {}, -1), Verdict::kForward);  // same ISN again
+  EXPECT_EQ(count(Counter::flows_restarted), 0u);
+  send(false, kSyn | kAck, {});
+  send(true, kAck, {});
+  send(true, kPsh | kAck, test::mqtt_connect(4, "cid", std::string("dave")));
+  EXPECT_EQ(count(Counter::mqtt_connects), 1u);
+  cseq_ += 12345;
+  ASSERT_EQ(send(true, kSyn, {}), Verdict::kForward);
+  EXPECT_EQ(count(Counter::flows_restarted), 1u);
+  EXPECT_EQ(fs_.session.account_len, 0u);
+}
+
 TEST_F(InspectorTest, AlertRecordsAndPasses) {
   handshake();
   send(true, kPsh | kAck, test::mqtt_connect(5, "client-7"));
