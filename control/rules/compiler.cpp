@@ -13,8 +13,11 @@ std::string hs_expression(const Rule& rule) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(rule.pattern.size() * 4);
+  // In UTF-8 mode \xHH names the code point U+00HH, not a byte: multi-byte characters stay as
+  // they are (they are never metacharacters).
+  bool utf8 = rule.flags & kFlagUtf8;
   for (unsigned char c : rule.pattern) {
-    if (std::isalnum(c)) {
+    if (std::isalnum(c) || (utf8 && c >= 0x80)) {
       out.push_back(static_cast<char>(c));
     } else {
       out += "\\x";

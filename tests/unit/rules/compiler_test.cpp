@@ -36,6 +36,31 @@ TEST(Compiler, LiteralMetacharactersAreEscaped) {
   EXPECT_EQ(hs_expression(r), "a\\x2eb\\x2a\\x28c\\x29\\x0a");
 }
 
+TEST(Compiler, Utf8LiteralMatchesItsCharactersNotLatin1CodePoints) {
+  auto c = compile_rules(parse("cafe alert payload \"caf\xc3\xa9 au lait\"u\n"));
+  ASSERT_TRUE(c.ok()) << c.error();
+  hs_database_t* db = nullptr;
+  ASSERT_EQ(hs_deserialize_database(c->database.data(), c->database.size(), &db), HS_SUCCESS);
+  HsDatabase owned(db);
+  hs_scratch_t* s = nullptr;
+  ASSERT_EQ(hs_alloc_scratch(db, &s), HS_SUCCESS);
+  HsScratch scratch(s);
+  auto count = [&](const std::string& text) {
+    int hits = 0;
+    hs_stream_t* st = nullptr;
+    EXPECT_EQ(hs_open_stream(db, 0, &st), HS_SUCCESS);
+    auto on_match = [](unsigned, unsigned long long, unsigned long long, unsigned, void* ctx) {
+      ++*static_cast<int*>(ctx);
+      return 0;
+    };
+    hs_scan_stream(st, text.data(), static_cast<unsigned>(text.size()), 0, s, on_match, &hits);
+    hs_close_stream(st, s, on_match, &hits);
+    return hits;
+  };
+  EXPECT_EQ(count("un caf\xc3\xa9 au lait"), 1);
+  EXPECT_EQ(count("un caf\xe9 au lait"), 0);
+}
+
 TEST(Compiler, FlagsMapToHyperscan) {
   Rule r;
   r.flags = kFlagCaseless | kFlagDotAll | kFlagMultiline | kFlagUtf8;
