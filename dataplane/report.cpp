@@ -30,7 +30,7 @@ Report collect_report(const std::vector<LcoreCtx*>& lcores, uint16_t n_ports, si
   for (uint16_t p = 0; p < n_ports; ++p) {
     rte_eth_stats s{};
     rte_eth_stats_get(p, &s);
-    r.ports.push_back({p, s.ipackets, s.opackets, s.imissed, s.oerrors});
+    r.ports.push_back({p, s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.oerrors});
   }
   return r;
 }
@@ -87,7 +87,8 @@ std::string format_summary_json(const Report& r, const RunInfo& run, const std::
     const PortTotals& p = r.ports[i];
     if (i) out += ',';
     out += "{" + num("port", p.port) + "," + num("rx", p.rx) + "," + num("tx", p.tx) + "," +
-           num("rx_missed", p.rx_missed) + "," + num("tx_errors", p.tx_errors) + "}";
+           num("rx_bytes", p.rx_bytes) + "," + num("tx_bytes", p.tx_bytes) + "," + num("rx_missed", p.rx_missed) + "," +
+           num("tx_errors", p.tx_errors) + "}";
   }
   out += "],\"lcores\":[";
   for (size_t i = 0; i < r.lcores.size(); ++i) {

@@ -14,7 +14,7 @@ namespace imf::dp {
 
 struct PortTotals {
   uint16_t port;
-  uint64_t rx, tx, rx_missed, tx_errors;
+  uint64_t rx, tx, rx_bytes, tx_bytes, rx_missed, tx_errors;
 };
 
 struct LcoreTotals {

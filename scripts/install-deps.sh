@@ -10,6 +10,8 @@ PKGS=(
   libpcre2-dev libbpf-dev libxdp-dev
   # live tests and capture tooling
   iproute2 ethtool procps mosquitto mosquitto-clients tcpdump tshark python3-scapy
+  # benchmark: human-written text corpus for synthesized messages, plots
+  fortunes gnuplot-nox
 )
 
 missing=()

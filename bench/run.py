@@ -1,0 +1,547 @@
+#!/usr/bin/python3
+"""imf benchmark: imfd's full pipeline beside its Hyperscan ceiling and a naive PCRE2 baseline.
+
+One command, one report: synthesizes rule sets and IM traffic (bench/synth), then for every
+rule-set size and packet-size profile measures, on the same bytes,
+  (a) imfd on worker lcores, capture replayed from memory (net_pcap infinite_rx=1) -> net_null,
+  (b) Hyperscan alone over the message bodies: streaming as the dataplane scans, and block mode,
+  (c) PCRE2 JIT, one pattern per rule, over each message,
+plus memory per flow, latency added per packet, and scaling over worker lcores. Writes
+report.md, results.json and PNG plots into the results folder. See bench/README.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GIB = 1 << 30
+START = time.monotonic()
+
+# Rule-set sizes, profiles and loads of the two modes. Quick mode is what CI runs.
+FULL = dict(rules=[100, 1000, 10000], flows=10000, messages=100000, full_messages=10000, small_frames=200000,
+            duration=5, scan_seconds=2.0, pcre2_seconds=10.0)
+QUICK = dict(rules=[100, 1000], flows=1000, messages=10000, full_messages=1000, small_frames=20000,
+             duration=1, scan_seconds=0.3, pcre2_seconds=1.5)
+PROFILES = ["small", "mixed", "full"]
+PROFILE_TITLE = {"small": "64-byte pass-through (non-IM)", "mixed": "mixed chat traffic",
+                 "full": "full 1514-byte segments"}
+CORPUS = "/usr/share/games/fortunes"
+
+
+class BenchError(Exception):
+    pass
+
+
+def progress(msg):
+    t = time.monotonic() - START
+    print(f"[{int(t) // 60:02d}:{int(t) % 60:02d}] {msg}", flush=True)
+
+
+def run(cmd, log=None, timeout=None):
+    """Runs cmd; raises BenchError naming the command and its stderr tail on failure."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if log:
+        with open(log, "a") as f:
+            f.write("$ " + " ".join(cmd) + "\n" + p.stdout + "\n")
+    if p.returncode != 0:
+        tail = "\n".join(p.stdout.splitlines()[-15:])
+        raise BenchError(f"command failed ({p.returncode}): {' '.join(cmd)}\n{tail}")
+    return p.stdout
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+# --- Machine and tools
+
+def machine_info(args, tools):
+    def first_line(cmd):
+        try:
+            return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+        except OSError:
+            return "?"
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "host": platform.node(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_gib": round(mem_kb / (1 << 20), 1),
+        "kernel": platform.release(),
+        "os": first_line(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "dpdk": first_line(["pkg-config", "--modversion", "libdpdk"]),
+        "hyperscan": first_line(["pkg-config", "--modversion", "libhs"]),
+        "pcre2": first_line(["pkg-config", "--modversion", "libpcre2-8"]),
+        "compiler": first_line(["c++", "--version"]).splitlines()[0] if first_line(["c++", "--version"]) else "?",
+        "commit": first_line(["git", "-C", ROOT, "describe", "--always", "--dirty"]),
+        "build": tools["build"],
+        "command": " ".join([sys.argv[0]] + sys.argv[1:]),
+    }
+
+
+def find_tools(args):
+    """Uses the given binaries, or builds a release tree (build-bench) and uses its binaries."""
+    if args.imfd and args.synth and args.scanbench:
+        return {"imfd": args.imfd, "synth": args.synth, "scanbench": args.scanbench, "build": "as given"}
+    build = os.path.join(ROOT, "build-bench")
+    if not os.path.isdir(build):
+        progress("configuring a release build in build-bench/")
+        run(["meson", "setup", build, ROOT, "--buildtype=release", "-Dtests=false"])
+    progress("building imfd, imf-synth, imf-scanbench (release)")
+    run(["ninja", "-C", build, "dataplane/imfd", "bench/synth/imf-synth", "bench/scan/imf-scanbench"])
+    return {"imfd": os.path.join(build, "dataplane/imfd"), "synth": os.path.join(build, "bench/synth/imf-synth"),
+            "scanbench": os.path.join(build, "bench/scan/imf-scanbench"), "build": "release (build-bench)"}
+
+
+# --- Inputs
+
+def make_rule_sets(tools, cfg, work, seed, log):
+    """Rule sets of every size. The generator is prefix-stable (rule i depends only on the seed
+    and i), so the smallest set's triggers hit every set and all sizes judge the same bytes."""
+    sets = {}
+    for n in cfg["rules"]:
+        rules = os.path.join(work, f"rules-{n}.rules")
+        triggers = os.path.join(work, f"rules-{n}.triggers")
+        run([tools["synth"], "rules", "--count", str(n), "--seed", str(seed), "--out", rules, "--triggers", triggers],
+            log)
+        sets[n] = {"rules": rules, "triggers": triggers}
+    return sets
+
+
+def make_traffic(tools, cfg, work, profile, queues, triggers, args, log):
+    prefix = os.path.join(work, f"{profile}-q{queues}")
+    messages = {"small": cfg["small_frames"], "mixed": cfg["messages"], "full": cfg["full_messages"]}[profile]
+    run([tools["synth"], "traffic", "--profile", profile, "--flows", str(cfg["flows"]), "--messages", str(messages),
+         "--match-fraction", str(args.match_fraction), "--triggers", triggers, "--corpus", CORPUS, "--seed",
+         str(args.seed), "--out", prefix, "--queues", str(queues)], log)
+    caps = [prefix + ".pcap"] if queues == 1 else [f"{prefix}.q{q}.pcap" for q in range(queues)]
+    info = load_json(prefix + ".json")
+    info["captures"] = caps
+    info["mlog"] = prefix + ".mlog"
+    return info
+
+
+# --- (a) imfd
+
+def lcore_args(workers, cpus):
+    """Main lcore on CPU 0; workers on their own CPUs, the first sharing CPU 0 only when every CPU
+    hosts a worker (the main lcore only sleeps and reads counters)."""
+    if workers + 1 <= cpus:
+        return ["-l", f"0-{workers}"]
+    mapping = ["0@0"] + [f"{w}@{w - 1}" for w in range(1, workers + 1)]
+    return ["--lcores", ",".join(mapping)]
+
+
+def run_imfd(tools, traffic, rules, workers, cfg, args, work, tag, log):
+    flows = 1 << max(10, (cfg["flows"] * 2 // workers - 1).bit_length())  # room for each worker's share, 2x
+    summary = os.path.join(work, f"imfd-{tag}.json")
+    default_mbufs = 2 * workers * (1024 + 1024 + 64) + 4096
+    mbufs = traffic["packets"] + default_mbufs
+    flow_mem = workers * flows * 2048  # generous: state + streams + index per flow
+    mem_mb = (mbufs * 2600 + flow_mem) // (1 << 20) + 512
+    if args.nic:
+        ports = []
+        for pci in args.nic.split(","):
+            ports += ["-a", pci]
+        eal = ports + ["--file-prefix", f"imfbench{os.getpid()}"]
+    else:
+        rx = ",".join(f"rx_pcap={c}" for c in traffic["captures"])
+        eal = ["--no-pci", "--no-huge", "--no-shconf", "-m", str(mem_mb), "--file-prefix", f"imfbench{os.getpid()}",
+               "--vdev", f"net_pcap0,{rx},infinite_rx=1", "--vdev", "net_null0,no-rx=1"]
+    cmd = [tools["imfd"]] + lcore_args(workers, os.cpu_count()) + eal + [
+        "--no-telemetry", "--", "--rules", rules, "--events", os.path.join(work, f"events-{tag}.jsonl"),
+        "--summary-json", summary, "--duration", str(cfg["duration"]), "--flows", str(flows), "--mbufs", str(mbufs),
+        "--prebalanced-queues"]
+    run(cmd, log, timeout=cfg["duration"] + 600)
+    s = load_json(summary)
+    return derive_pipeline(s, traffic)
+
+
+def derive_pipeline(s, traffic):
+    c = s["counters"]
+    seconds = max(l["seconds"] for l in s["lcores"])
+    if seconds <= 0 or c["rx_packets"] == 0:
+        raise BenchError("imfd received nothing; see the log")
+    rx_bytes = sum(p["rx_bytes"] for p in s["ports"])
+    rx_pkts = c["rx_packets"]
+    msgs = c["mqtt_publishes"]
+    body = c["mqtt_payload_bytes"]
+    hits = sum(r["hits"] for r in s["rules"])
+    hz = s["run"]["tsc_hz"]
+    return {
+        "workers": len(s["lcores"]),
+        "seconds": seconds,
+        "packets": rx_pkts,
+        "pps": rx_pkts / seconds,
+        "gbps": (rx_bytes + 4 * rx_pkts) * 8 / seconds / 1e9,  # Ethernet frames with FCS
+        "messages_per_sec": msgs / seconds,
+        "body_bytes_per_sec": body / seconds,
+        "bytes_per_message": body / msgs if msgs else 0,
+        "ns_per_wire_byte": seconds * len(s["lcores"]) * 1e9 / rx_bytes if rx_bytes else 0,
+        "ns_per_body_byte": seconds * len(s["lcores"]) * 1e9 / body if body else 0,
+        "cycles_per_packet": seconds * len(s["lcores"]) * hz / rx_pkts,
+        "hit_rate": hits / msgs if msgs else 0,
+        "latency_ns": s["latency_ns"],
+        "forwarded": c["forwarded"],
+        "dropped": c["dropped"],
+        "events_lost": c["events_lost"],
+        "tx_dropped": c["tx_dropped"],
+        "malformed": c["mqtt_malformed"],
+        "run": s["run"],
+        "per_lcore_pps": [l["rx"] / l["seconds"] for l in s["lcores"]],
+    }
+
+
+def offline_check(tools, traffic, rules, work, tag, log):
+    """Runs one capture once through imfd --offline: exact counts, the harness's own assertions."""
+    summary = os.path.join(work, f"offline-{tag}.json")
+    run([tools["imfd"], "--offline", "-r", traffic["captures"][0], "-w", os.path.join(work, f"offline-{tag}.pcap"),
+         "--rules", rules, "--events", "/dev/null", "--summary-json", summary,
+         "--flows", str(1 << max(10, (traffic["flows"] * 2 - 1).bit_length()))], log)
+    s = load_json(summary)
+    c = s["counters"]
+    hits = sum(r["hits"] for r in s["rules"])
+    problems = []
+    if c["mqtt_publishes"] != traffic["messages"]:
+        problems.append(f"imfd decoded {c['mqtt_publishes']} messages, the capture has {traffic['messages']}")
+    if hits != traffic["planted"]:
+        problems.append(f"imfd counted {hits} rule hits, {traffic['planted']} were planted")
+    for name in ("mqtt_malformed", "tcp_out_of_order", "flows_midstream", "dropped"):
+        if c[name]:
+            problems.append(f"imfd counter {name} = {c[name]}, expected 0")
+    if c["flows_created"] != traffic["flows"] or c["flows_closed"] != traffic["flows"]:
+        problems.append(f"flows created/closed {c['flows_created']}/{c['flows_closed']}, capture has {traffic['flows']}")
+    return {"messages": c["mqtt_publishes"], "hits": hits, "problems": problems}
+
+
+# --- (b) and (c)
+
+def run_scanbench(tools, traffic, rules, cfg, work, tag, log):
+    out = os.path.join(work, f"scan-{tag}.json")
+    run([tools["scanbench"], "--rules", rules, "--mlog", traffic["mlog"], "--modes", "hs-stream,hs-block,pcre2",
+         "--min-seconds", str(cfg["scan_seconds"]), "--max-seconds-pcre2", str(cfg["pcre2_seconds"]), "--json", out],
+        log)
+    result = load_json(out)
+    modes = result["modes"]
+    problems = []
+    if not result.get("cross_check", {}).get("agree", False):
+        problems.append(f"Hyperscan and PCRE2 disagree on the same messages: {result.get('cross_check')}")
+    for name, m in modes.items():
+        if m["scan_errors"]:
+            problems.append(f"{name}: {m['scan_errors']} scan errors")
+        if m["complete_pass"] and m["hit_pairs"] != traffic["planted"]:
+            problems.append(f"{name}: {m['hit_pairs']} hits in one pass, {traffic['planted']} planted")
+    return modes, problems
+
+
+# --- Report
+
+def fmt_rate(v):
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= scale:
+            return f"{v / scale:.2f} {unit}"
+    return f"{v:.1f}"
+
+
+def write_report(res, out):
+    m = res["machine"]
+    lines = [f"# imf benchmark — {m['date']}", "",
+             f"{'Quick mode (CI harness check; short runs, small captures).' if res['quick'] else 'Full run.'}", "",
+             "## Machine and build", "",
+             f"- CPU: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gib']} GiB; {m['os']}, kernel {m['kernel']}",
+             f"- DPDK {m['dpdk']}, Hyperscan {m['hyperscan']}, PCRE2 {m['pcre2']}, {m['compiler']}",
+             f"- imf {m['commit']}, build: {m['build']}",
+             f"- command: `{m['command']}`", "",
+             "## Inputs", ""]
+    for prof, t in res["traffic"].items():
+        lines.append(f"- **{prof}** ({PROFILE_TITLE[prof]}): {t['flows']} flows, {t['packets']} packets, "
+                     f"{t['frame_bytes'] / t['packets']:.0f} B mean frame, {t['messages']} messages "
+                     f"({t['planted']} carry a rule trigger: expected hit rate {res['args']['match_fraction']:.2%})"
+                     + (f", message size p50/p90/p99/max {t['message_size']['p50']}/{t['message_size']['p90']}/"
+                        f"{t['message_size']['p99']}/{t['message_size']['max']} B" if t["messages"] else ""))
+    lines.append(f"- rule sets: {', '.join(str(n) for n in res['rule_sizes'])} rules "
+                 f"(bench/README.md documents the mix), seed {res['args']['seed']}")
+    lines += ["", "## Throughput: (a) imfd, one worker lcore, vs (b) Hyperscan alone and (c) PCRE2, same bytes", "",
+              "| profile | rules | (a) Mpps | (a) Gbit/s | (a) msg/s | B/msg | (a) ns/body B | (b) stream msg/s | "
+              "(b) block msg/s | (c) PCRE2 msg/s | (a)/(b) | (a)/(c) | hit rate a/b/c |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for row in res["rows"]:
+        a, sc = row["pipeline"], row.get("scan")
+        if sc:
+            b, bb, c = sc["hs-stream"], sc["hs-block"], sc["pcre2"]
+            ratio_b = a["body_bytes_per_sec"] / b["bytes_per_sec"]
+            ratio_c = a["body_bytes_per_sec"] / c["bytes_per_sec"]
+            hit = (f"{a['hit_rate']:.2%} / {b['hit_pairs'] / b['messages']:.2%} / "
+                   f"{c['hit_pairs'] / max(1, c['messages']):.2%}")
+            scan_cols = (f"{fmt_rate(b['messages_per_sec'])} | {fmt_rate(bb['messages_per_sec'])} | "
+                         f"{fmt_rate(c['messages_per_sec'])} | {ratio_b:.0%} | {ratio_c:.0f}x | {hit}")
+            body = f"{a['ns_per_body_byte']:.2f}"
+        else:
+            scan_cols = "– | – | – | – | – | –"
+            body = "–"
+        lines.append(f"| {row['profile']} | {row['rules']} | {a['pps'] / 1e6:.2f} | {a['gbps']:.2f} | "
+                     f"{fmt_rate(a['messages_per_sec'])} | {a['bytes_per_message']:.0f} | {body} | {scan_cols} |")
+    lines += ["", "(a)/(b) and (a)/(c) compare message-body bytes per second of CPU; (a) spends its CPU on the whole "
+              "packet path, (b) and (c) only on scanning. Gbit/s counts Ethernet frames with FCS.", "",
+              "## CPU time per byte", "",
+              "| profile | rules | (a) ns/wire B | (a) cycles/pkt | (b) stream ns/B | (b) block ns/B | (c) PCRE2 ns/B |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in res["rows"]:
+        a, sc = row["pipeline"], row.get("scan")
+        cols = (f"{sc['hs-stream']['ns_per_byte']:.3f} | {sc['hs-block']['ns_per_byte']:.3f} | "
+                f"{sc['pcre2']['ns_per_byte']:.1f}") if sc else "– | – | –"
+        lines.append(f"| {row['profile']} | {row['rules']} | {a['ns_per_wire_byte']:.3f} | "
+                     f"{a['cycles_per_packet']:.0f} | {cols} |")
+    lines += ["", "## Latency added per packet (RX burst to TX burst, at full load, one worker)", "",
+              "| profile | rules | p50 µs | p90 µs | p99 µs | p99.9 µs |", "|---|---:|---:|---:|---:|---:|"]
+    for row in res["rows"]:
+        lat = row["pipeline"]["latency_ns"]
+        lines.append(f"| {row['profile']} | {row['rules']} | {lat['p50'] / 1e3:.1f} | {lat['p90'] / 1e3:.1f} | "
+                     f"{lat['p99'] / 1e3:.1f} | {lat['p999'] / 1e3:.1f} |")
+    lines += ["", "## Memory per flow", "",
+              "| rules | Hyperscan stream state B | bytes per flow (state + 2 streams + index) | flows in 2 GiB |",
+              "|---:|---:|---:|---:|"]
+    for n, mem in res["memory"].items():
+        lines.append(f"| {n} | {mem['stream_bytes']} | {mem['bytes_per_flow']:.0f} | {mem['flows_in_2gib']:,} |")
+    lines += ["", f"## Scaling over worker lcores ({res['scaling']['profile']} profile, {res['scaling']['rules']} rules)",
+              "", "| workers | Mpps | msg/s | speed-up | per-worker Mpps |", "|---:|---:|---:|---:|---|"]
+    base = res["scaling"]["points"][0]["pps"]
+    for p in res["scaling"]["points"]:
+        lines.append(f"| {p['workers']} | {p['pps'] / 1e6:.2f} | {fmt_rate(p['messages_per_sec'])} | "
+                     f"{p['pps'] / base:.2f}x | {', '.join(f'{x / 1e6:.2f}' for x in p['per_lcore_pps'])} |")
+    if m["cpus"] and res["scaling"]["points"][-1]["workers"] >= m["cpus"]:
+        lines.append("")
+        lines.append(f"With {m['cpus']} CPUs the last point shares CPU 0 between a worker and the (sleeping) main "
+                     "lcore, the event writer and this harness.")
+    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for t in res["targets"]:
+        lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |")
+    lines += ["", "## Consistency checks", ""]
+    lines += [f"- {c}" for c in res["checks"]] or ["- none run"]
+    lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in res["plots"]), ""]
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def gnuplot(out, name, script):
+    path = os.path.join(out, name + ".gp")
+    with open(path, "w") as f:
+        f.write(script)
+    run(["gnuplot", path])
+
+
+def plot(res, out):
+    """PNG plots with gnuplot; returns the file names written."""
+    if not shutil.which("gnuplot"):
+        progress("gnuplot not found: no plots")
+        return []
+    made = []
+    mixed = [r for r in res["rows"] if r["profile"] == "mixed" and r.get("scan")]
+    if mixed:
+        dat = os.path.join(out, "throughput.dat")
+        with open(dat, "w") as f:
+            f.write("# rules imfd hs_stream hs_block pcre2 (messages/s)\n")
+            for r in mixed:
+                s = r["scan"]
+                f.write(f"{r['rules']} {r['pipeline']['messages_per_sec']} {s['hs-stream']['messages_per_sec']} "
+                        f"{s['hs-block']['messages_per_sec']} {s['pcre2']['messages_per_sec']}\n")
+        script = f"""set terminal pngcairo size 900,560
+set output '{out}/throughput.png'
+set title 'Mixed chat traffic: messages per second of one CPU'
+set logscale xy
+set xlabel 'rules'
+set ylabel 'messages/s'
+set key outside
+set grid
+plot '{dat}' u 1:2 w lp lw 2 t '(a) imfd full pipeline', '' u 1:3 w lp t '(b) Hyperscan streaming', \\
+     '' u 1:4 w lp t '(b) Hyperscan block', '' u 1:5 w lp t '(c) PCRE2 JIT per rule'
+"""
+        gnuplot(out, "throughput", script)
+        made.append("throughput.png")
+    dat = os.path.join(out, "profiles.dat")
+    sizes = res["rule_sizes"]
+    with open(dat, "w") as f:
+        f.write("# profile " + " ".join(f"r{n}" for n in sizes) + " (Mpps)\n")
+        for prof in res["traffic"]:
+            vals = [next((r["pipeline"]["pps"] / 1e6 for r in res["rows"] if r["profile"] == prof and r["rules"] == n),
+                         0) for n in sizes]
+            f.write(f"{prof} " + " ".join(f"{v:.3f}" for v in vals) + "\n")
+    cols = ", ".join(f"'' u {i + 2} t '{n} rules'" for i, n in enumerate(sizes))
+    script = f"""set terminal pngcairo size 900,560
+set output '{out}/profiles.png'
+set title 'imfd, one worker lcore: packets per second by traffic profile'
+set style data histograms
+set style fill solid 0.8
+set ylabel 'Mpps'
+set grid ytics
+plot '{dat}' u 2:xtic(1) t '{sizes[0]} rules'{', ' + cols.split(', ', 1)[1] if len(sizes) > 1 else ''}
+"""
+    gnuplot(out, "profiles", script)
+    made.append("profiles.png")
+    dat = os.path.join(out, "scaling.dat")
+    pts = res["scaling"]["points"]
+    with open(dat, "w") as f:
+        for p in pts:
+            f.write(f"{p['workers']} {p['pps'] / 1e6} {pts[0]['pps'] / 1e6 * p['workers']}\n")
+    script = f"""set terminal pngcairo size 900,560
+set output '{out}/scaling.png'
+set title 'Scaling over worker lcores ({res['scaling']['profile']}, {res['scaling']['rules']} rules)'
+set xlabel 'worker lcores'
+set ylabel 'Mpps'
+set xtics 1
+set yrange [0:*]
+set grid
+plot '{dat}' u 1:2 w lp lw 2 t 'measured', '' u 1:3 w l dt 2 t 'linear'
+"""
+    gnuplot(out, "scaling", script)
+    made.append("scaling.png")
+    return made
+
+
+# --- Main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small inputs and short runs (under two minutes; CI)")
+    ap.add_argument("--out", help="results folder (default results/<date>-<mode>)")
+    ap.add_argument("--rules", help="comma-separated rule-set sizes (default 100,1000,10000; quick 100,1000)")
+    ap.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated: small,mixed,full")
+    ap.add_argument("--flows", type=int, help="concurrent flows per capture (default 10000; quick 1000)")
+    ap.add_argument("--messages", type=int, help="messages in the mixed capture (default 100000; quick 10000)")
+    ap.add_argument("--duration", type=int, help="seconds per imfd run (default 5; quick 1)")
+    ap.add_argument("--match-fraction", type=float, default=0.01, help="messages carrying a rule trigger (0.01)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-workers", type=int, default=os.cpu_count(), help="scaling: 1..N worker lcores")
+    ap.add_argument("--nic", help="PCI_IN,PCI_OUT: run imfd on real ports (traffic from an external generator "
+                                  "replaying the synthesized captures) instead of net_pcap")
+    ap.add_argument("--imfd"), ap.add_argument("--synth"), ap.add_argument("--scanbench")
+    args = ap.parse_args()
+
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.rules:
+        cfg["rules"] = sorted(int(x) for x in args.rules.split(","))
+    for key in ("flows", "messages", "duration"):
+        if getattr(args, key):
+            cfg[key] = getattr(args, key)
+    profiles = [p for p in args.profiles.split(",") if p]
+    for p in profiles:
+        if p not in PROFILES:
+            ap.error(f"--profiles: unknown profile '{p}' (small, mixed, full)")
+    if not os.path.isdir(CORPUS):
+        ap.error(f"text corpus {CORPUS} missing: install the Debian package 'fortunes' (scripts/install-deps.sh)")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = os.path.abspath(args.out or os.path.join(ROOT, "results", f"{stamp}-{'quick' if args.quick else 'full'}"))
+    work = os.path.join(out, "work")
+    os.makedirs(work, exist_ok=True)
+    log = os.path.join(out, "commands.log")
+    progress(f"results in {out}")
+
+    tools = find_tools(args)
+    res = {"quick": args.quick, "args": vars(args), "machine": machine_info(args, tools), "rule_sizes": cfg["rules"],
+           "traffic": {}, "rows": [], "memory": {}, "checks": [], "targets": []}
+    problems = []
+
+    progress(f"generating rule sets: {cfg['rules']}")
+    sets = make_rule_sets(tools, cfg, work, args.seed, log)
+    triggers = sets[cfg["rules"][0]]["triggers"]
+
+    for prof in profiles:
+        progress(f"synthesizing {prof} traffic ({cfg['flows']} flows)")
+        t = make_traffic(tools, cfg, work, prof, 1, triggers, args, log)
+        res["traffic"][prof] = t
+        for n in cfg["rules"]:
+            tag = f"{prof}-{n}"
+            row = {"profile": prof, "rules": n}
+            if t["messages"]:
+                progress(f"{tag}: offline exactness check")
+                chk = offline_check(tools, t, sets[n]["rules"], work, tag, log)
+                problems += [f"{tag}: {p}" for p in chk["problems"]]
+                res["checks"].append(f"{tag}: imfd --offline decoded {chk['messages']} of {t['messages']} messages, "
+                                     f"{chk['hits']} hits for {t['planted']} planted triggers"
+                                     + ("" if not chk["problems"] else " — FAILED: " + "; ".join(chk["problems"])))
+            progress(f"{tag}: (a) imfd full pipeline, 1 worker, {cfg['duration']} s")
+            row["pipeline"] = run_imfd(tools, t, sets[n]["rules"], 1, cfg, args, work, tag + "-w1", log)
+            a = row["pipeline"]
+            progress(f"{tag}:     {a['pps'] / 1e6:.2f} Mpps, {a['gbps']:.2f} Gbit/s, "
+                     f"{fmt_rate(a['messages_per_sec'])} msg/s")
+            if a["forwarded"] != a["packets"] or a["tx_dropped"]:
+                problems.append(f"{tag}: imfd forwarded {a['forwarded']} of {a['packets']} packets "
+                                f"(tx_dropped {a['tx_dropped']}); alert-only rules must pass everything")
+            if t["messages"]:
+                progress(f"{tag}: (b) Hyperscan alone, (c) PCRE2 per rule")
+                row["scan"], p = run_scanbench(tools, t, sets[n]["rules"], cfg, work, tag, log)
+                problems += [f"{tag}: {x}" for x in p]
+                res["checks"].append(f"{tag}: one pass of (b) stream/block and (c) found "
+                                     + "/".join(str(row['scan'][k]['hit_pairs'])
+                                                for k in ("hs-stream", "hs-block", "pcre2"))
+                                     + f" hits for {t['planted']} planted"
+                                     + ("" if row["scan"]["pcre2"]["complete_pass"]
+                                        else f" (PCRE2 stopped after {row['scan']['pcre2']['messages']} "
+                                             "messages, agreeing with Hyperscan on those)"))
+            res["rows"].append(row)
+            run_info = a["run"]
+            per_flow = run_info["flow_bytes"] + run_info["flow_table_bytes"] / run_info["flows_per_lcore"]
+            res["memory"][n] = {"stream_bytes": run_info["stream_bytes"], "bytes_per_flow": per_flow,
+                                "flows_in_2gib": int(2 * GIB // per_flow)}
+
+    # Scaling: the mixed profile (or the first one) with the middle rule set, split by flow per worker.
+    prof = "mixed" if "mixed" in profiles else profiles[0]
+    n = cfg["rules"][len(cfg["rules"]) // 2]
+    points = [dict(next(r["pipeline"] for r in res["rows"] if r["profile"] == prof and r["rules"] == n))]
+    for w in range(2, max(1, args.max_workers) + 1):
+        progress(f"scaling: {w} worker lcores, {prof}, {n} rules")
+        t = make_traffic(tools, cfg, work, prof, w, triggers, args, log)
+        points.append(run_imfd(tools, t, sets[n]["rules"], w, cfg, args, work, f"{prof}-{n}-w{w}", log))
+    res["scaling"] = {"profile": prof, "rules": n, "points": points}
+
+    def target(name, measured, met):
+        res["targets"].append({"target": name, "measured": measured, "met": met})
+    r1k = next((r for r in res["rows"] if r["profile"] == "mixed" and r["rules"] == 1000 and r.get("scan")), None)
+    if r1k:
+        rb = r1k["pipeline"]["body_bytes_per_sec"] / r1k["scan"]["hs-stream"]["bytes_per_sec"]
+        rc = r1k["pipeline"]["body_bytes_per_sec"] / r1k["scan"]["pcre2"]["bytes_per_sec"]
+        target("(a) ≥ 80% of (b) Hyperscan streaming, 1k rules, mixed", f"{rb:.0%}", rb >= 0.8)
+        target("(a) ≥ 50x (c) PCRE2, 1k rules, mixed", f"{rc:.0f}x", rc >= 50)
+    small = [r for r in res["rows"] if r["profile"] == "small"]
+    if small:
+        pps = min(r["pipeline"]["pps"] for r in small)
+        target("≥ 10 Mpps per worker, 64-byte pass-through", f"{pps / 1e6:.2f} Mpps", pps >= 10e6)
+
+    res["plots"] = plot(res, out)
+    if len(res["plots"]) < 3:
+        problems.append("plots missing: install gnuplot-nox (scripts/install-deps.sh)")
+    write_report(res, out)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1, default=str)
+    if not args.quick and not os.environ.get("IMF_BENCH_KEEP"):
+        shutil.rmtree(work)  # full-run captures take gigabytes
+    print(open(os.path.join(out, "report.md")).read())
+    if problems:
+        print("BENCH CONSISTENCY FAILURES:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    progress(f"done: {out}/report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(1)
