@@ -80,46 +80,102 @@ std::string format_stats_line(const Report& r) {
   return line;
 }
 
+namespace {
+
+// Appends JSON members, with a comma before every member or array item but the first.
+struct JsonOut {
+  std::string s;
+  bool first = true;
+
+  void open(const char* prefix) {
+    s += prefix;
+    first = true;
+  }
+  void key(const char* k) {
+    if (!first) s += ',';
+    first = false;
+    s += '"';
+    s += k;
+    s += "\":";
+  }
+  template <typename T>
+  void num(const char* k, T v) {
+    key(k);
+    s += std::to_string(v);
+  }
+  void str(const char* k, const std::string& v) {  // v needs no escaping (ids, action names)
+    key(k);
+    s += '"';
+    s += v;
+    s += '"';
+  }
+  void item() {  // the next object in an array
+    if (!first) s += ',';
+    s += '{';
+    first = true;
+  }
+  void close(const char* suffix) {
+    s += suffix;
+    first = false;
+  }
+};
+
+}  // namespace
+
 std::string format_summary_json(const Report& r, const RunInfo& run, const std::vector<rules::RuleMeta>& rules) {
-  auto num = [](const char* key, auto v) { return std::string("\"") + key + "\":" + std::to_string(v); };
-  std::string out = "{\"ports\":[";
-  for (size_t i = 0; i < r.ports.size(); ++i) {
-    const PortTotals& p = r.ports[i];
-    if (i) out += ',';
-    out += "{" + num("port", p.port) + "," + num("rx", p.rx) + "," + num("tx", p.tx) + "," +
-           num("rx_bytes", p.rx_bytes) + "," + num("tx_bytes", p.tx_bytes) + "," + num("rx_missed", p.rx_missed) + "," +
-           num("tx_errors", p.tx_errors) + "}";
+  JsonOut j;
+  j.open("{\"ports\":[");
+  for (const PortTotals& p : r.ports) {
+    j.item();
+    j.num("port", p.port);
+    j.num("rx", p.rx);
+    j.num("tx", p.tx);
+    j.num("rx_bytes", p.rx_bytes);
+    j.num("tx_bytes", p.tx_bytes);
+    j.num("rx_missed", p.rx_missed);
+    j.num("tx_errors", p.tx_errors);
+    j.close("}");
   }
-  out += "],\"lcores\":[";
-  for (size_t i = 0; i < r.lcores.size(); ++i) {
-    const LcoreTotals& l = r.lcores[i];
-    if (i) out += ',';
-    out += "{" + num("lcore", l.lcore) + "," + num("rx", l.rx) + "," + num("forwarded", l.forwarded) + "," +
-           num("seconds", l.seconds) + "}";
+  j.open("],\"lcores\":[");
+  for (const LcoreTotals& l : r.lcores) {
+    j.item();
+    j.num("lcore", l.lcore);
+    j.num("rx", l.rx);
+    j.num("forwarded", l.forwarded);
+    j.num("seconds", l.seconds);
+    j.close("}");
   }
-  out += "],\"counters\":{";
-  for (size_t i = 0; i < kCounterCount; ++i) {
-    if (i) out += ',';
-    out += num(kCounterNames[i], r.counters[i]);
-  }
+  j.open("],\"counters\":{");
+  for (size_t i = 0; i < kCounterCount; ++i) j.num(kCounterNames[i], r.counters[i]);
   auto ns = [&](double q) {
     return static_cast<uint64_t>(static_cast<double>(r.latency.quantile(q)) * 1e9 / static_cast<double>(run.tsc_hz));
   };
-  out += "},\"latency_ns\":{" + num("samples", r.latency.samples) + "," + num("p50", ns(0.5)) + "," +
-         num("p90", ns(0.9)) + "," + num("p99", ns(0.99)) + "," + num("p999", ns(0.999)) + "," + num("max", ns(1.0)) +
-         "}";
-  out += ",\"run\":{" + num("flows_per_lcore", run.flows_per_lcore) + "," + num("flow_bytes", run.flow_bytes) + "," +
-         num("flow_table_bytes", run.flow_table_bytes) + "," + num("db_bytes", run.db_bytes) + "," +
-         num("stream_bytes", run.stream_bytes) + "," + num("mbufs", run.mbufs) + "," + num("tsc_hz", run.tsc_hz) + "}";
-  out += ",\"rules\":[";
+  j.open("},\"latency_ns\":{");
+  j.num("samples", r.latency.samples);
+  j.num("p50", ns(0.5));
+  j.num("p90", ns(0.9));
+  j.num("p99", ns(0.99));
+  j.num("p999", ns(0.999));
+  j.num("max", ns(1.0));
+  j.open("},\"run\":{");
+  j.num("flows_per_lcore", run.flows_per_lcore);
+  j.num("flow_bytes", run.flow_bytes);
+  j.num("flow_table_bytes", run.flow_table_bytes);
+  j.num("db_bytes", run.db_bytes);
+  j.num("stream_bytes", run.stream_bytes);
+  j.num("mbufs", run.mbufs);
+  j.num("tsc_hz", run.tsc_hz);
+  j.open("},\"rules\":[");
   for (size_t i = 0; i < rules.size(); ++i) {
-    if (i) out += ',';
+    j.item();
     // Rule ids are restricted to [A-Za-z0-9._:-] by the parser: no escaping needed.
-    out += "{\"id\":\"" + rules[i].id + "\",\"action\":\"" + rules::action_name(rules[i].action) +
-           "\",\"hits\":" + std::to_string(r.rule_hits[i]) + "}";
+    j.str("id", rules[i].id);
+    j.str("action", rules::action_name(rules[i].action));
+    j.num("hits", r.rule_hits[i]);
+    j.close("}");
   }
-  out += "]}\n";
-  return out;
+  j.close("]}\n");
+  return j.s;
 }
 
 }  // namespace imf::dp

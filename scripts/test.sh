@@ -19,7 +19,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 
 echo "=== release build: every test"
 if [ ! -d build ]; then
-  meson setup build >/dev/null
+  meson setup build --buildtype=release >/dev/null
 fi
 ninja -C build -j "$jobs"
 meson test -C build --print-errorlogs --num-processes "$jobs"
