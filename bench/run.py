@@ -154,7 +154,7 @@ def run_imfd(tools, traffic, rules, workers, cfg, args, work, tag, log):
     default_mbufs = 2 * workers * (1024 + 1024 + 64) + 4096
     mbufs = traffic["packets"] + default_mbufs
     flow_mem = workers * flows * 2048  # generous: state + streams + index per flow
-    mem_mb = (mbufs * 2600 + flow_mem) // (1 << 20) + 512
+    mem_mb = (2 * mbufs * 2600 + flow_mem) // (1 << 20) + 512  # the pool is one large zone: leave room
     if args.nic:
         ports = []
         for pci in args.nic.split(","):

@@ -62,23 +62,64 @@ void send_resets(LcoreCtx& c, uint16_t in, uint16_t out, const uint8_t* frame, c
   send_frame(c, in, buf, len);
 }
 
-Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketMeta& m, uint64_t now, bool to_server_port) {
+// What the first pass over a burst learns of a packet, for the passes after it.
+struct PacketPlan {
+  PacketMeta m;
+  flow::FlowKey key;
+  uint64_t hash;
+  bool inspect;  // TCP to or from an inspected port
+  bool to_server_port;
   bool from_a;
-  flow::FlowKey key = flow::make_flow_key(m, &from_a);
-  uint64_t hash = flow::hash_flow_key(key);
-  uint32_t slot = c.flows->lookup(key, hash, now);
+};
+
+// Pass 1: decode, count the outcome, and for inspected TCP compute the flow key and prefetch its
+// hash bucket.
+void plan_packet(LcoreCtx& c, const rte_mbuf* mbuf, PacketPlan& p) {
+  p.inspect = false;
+  switch (decode::decode_packet(rte_pktmbuf_mtod(mbuf, const uint8_t*), rte_pktmbuf_data_len(mbuf), &p.m)) {
+    case DecodeStatus::kOk:
+      if (p.m.l4_proto != decode::kProtoTcp) return;
+      p.to_server_port = (*c.inspected_ports)[p.m.dst_port];
+      if (!p.to_server_port && !(*c.inspected_ports)[p.m.src_port]) {
+        c.counters.add(Counter::tcp_uninspected);
+        return;
+      }
+      p.inspect = true;
+      p.key = flow::make_flow_key(p.m, &p.from_a);
+      p.hash = flow::hash_flow_key(p.key);
+      c.flows->prefetch_bucket(p.hash);
+      return;
+    case DecodeStatus::kNonIp: c.counters.add(Counter::decode_non_ip); return;
+    case DecodeStatus::kTruncated: c.counters.add(Counter::decode_truncated); return;
+    case DecodeStatus::kBadHeader: c.counters.add(Counter::decode_bad_header); return;
+    case DecodeStatus::kFragment: c.counters.add(Counter::ip_fragments); return;
+  }
+}
+
+// Pass 2: guess the flow's slot from its bucket and prefetch the entry and the flow's state.
+void prefetch_flow(LcoreCtx& c, const PacketPlan& p) {
+  uint32_t slot = c.flows->peek(p.hash);
+  if (slot == flow::FlowTable::kNone) return;
+  c.flows->prefetch_entry(slot);
+  // A segment to the server port comes from the client: direction 0.
+  c.inspector->prefetch(c.flow_state[slot], slot, p.m.payload_len > 0, p.to_server_port ? 0 : 1);
+}
+
+Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketPlan& p, uint64_t now) {
+  const PacketMeta& m = p.m;
+  uint32_t slot = c.flows->lookup(p.key, p.hash, now);
   if (slot == flow::FlowTable::kNone) {
     // Bare ACKs and FINs of unknown connections create no state (e.g. the last ACK after close).
     if (m.payload_len == 0 && !(m.tcp_flags & decode::kTcpSyn)) return Verdict::kForward;
     bool evicted;
-    slot = c.flows->insert(key, hash, now, &evicted);
+    slot = c.flows->insert(p.key, p.hash, now, &evicted);
     c.counters.add(Counter::flows_created);
     if (evicted) c.counters.add(Counter::flows_evicted);
-    c.inspector->init_flow(c.flow_state[slot], slot, m, from_a, to_server_port);
+    c.inspector->init_flow(c.flow_state[slot], slot, m, p.from_a, p.to_server_port);
   }
   EventSink sink{c, m, now};
   bool close;
-  Verdict v = c.inspector->on_segment(c.flow_state[slot], slot, m, frame + m.payload_offset, from_a, sink, &close);
+  Verdict v = c.inspector->on_segment(c.flow_state[slot], slot, m, frame + m.payload_offset, p.from_a, sink, &close);
   if (close) {
     c.flows->remove(slot);
     c.counters.add(Counter::flows_closed);
@@ -86,39 +127,40 @@ Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketMeta& m, uint
   return v;
 }
 
-// Returns 1 if the packet was queued to go on, 0 if it was dropped.
-unsigned handle_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, uint64_t now) {
+// Pass 3: judge and act. Returns 1 if the packet was queued to go on, 0 if it was dropped.
+unsigned judge_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, const PacketPlan& p, uint64_t now) {
   const auto* frame = rte_pktmbuf_mtod(mbuf, const uint8_t*);
-  PacketMeta m;
-  Verdict v = Verdict::kForward;
-  switch (decode::decode_packet(frame, rte_pktmbuf_data_len(mbuf), &m)) {
-    case DecodeStatus::kOk:
-      if (m.l4_proto != decode::kProtoTcp) break;
-      if (bool to_server_port = (*c.inspected_ports)[m.dst_port]; to_server_port || (*c.inspected_ports)[m.src_port]) {
-        v = inspect_tcp(c, frame, m, now, to_server_port);
-      } else {
-        c.counters.add(Counter::tcp_uninspected);
-      }
-      break;
-    case DecodeStatus::kNonIp: c.counters.add(Counter::decode_non_ip); break;
-    case DecodeStatus::kTruncated: c.counters.add(Counter::decode_truncated); break;
-    case DecodeStatus::kBadHeader: c.counters.add(Counter::decode_bad_header); break;
-    case DecodeStatus::kFragment: c.counters.add(Counter::ip_fragments); break;
-  }
-
+  Verdict v = p.inspect ? inspect_tcp(c, frame, p, now) : Verdict::kForward;
   uint16_t out = c.peer[in];
   switch (v) {
     case Verdict::kForward:
       rte_eth_tx_buffer(out, c.queue, c.tx[out], mbuf);
       c.counters.add(Counter::forwarded);
       return 1;
-    case Verdict::kReset: send_resets(c, in, out, frame, m); [[fallthrough]];
+    case Verdict::kReset: send_resets(c, in, out, frame, p.m); [[fallthrough]];
     case Verdict::kDrop:
       rte_pktmbuf_free(mbuf);
       c.counters.add(Counter::dropped);
       return 0;
   }
   return 0;
+}
+
+// Runs one RX burst through the three passes. Splitting the work lets each pass's memory
+// accesses (hash buckets, then flow entries and state) be prefetched a whole burst ahead of use.
+unsigned process_burst(LcoreCtx& c, uint16_t in, rte_mbuf** pkts, uint16_t n, uint64_t now) {
+  PacketPlan plan[kBurst];
+  for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+  for (uint16_t i = 0; i < n; ++i) {
+    if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
+    plan_packet(c, pkts[i], plan[i]);
+  }
+  for (uint16_t i = 0; i < n; ++i) {
+    if (plan[i].inspect) prefetch_flow(c, plan[i]);
+  }
+  unsigned sent = 0;
+  for (uint16_t i = 0; i < n; ++i) sent += judge_packet(c, in, pkts[i], plan[i], now);
+  return sent;
 }
 
 void flush_tx(LcoreCtx& c) {
@@ -144,18 +186,14 @@ int worker_main(void* arg) {
       last_aging = now;
     }
 
-    /* RX a burst from each port and judge it; prefetch a few packets ahead. */
+    /* RX a burst from each port and judge it. */
     unsigned sent = 0;
     uint16_t received = 0;
     for (uint16_t in = 0; in < c.n_ports; ++in) {
       uint16_t n = rte_eth_rx_burst(in, c.queue, pkts, kBurst);
       if (n == 0) continue;
       received += n;
-      for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
-      for (uint16_t i = 0; i < n; ++i) {
-        if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
-        sent += handle_packet(c, in, pkts[i], now);
-      }
+      sent += process_burst(c, in, pkts, n, now);
     }
     if (received == 0) continue;
     c.counters.add(Counter::rx_packets, received);

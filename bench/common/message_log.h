@@ -31,8 +31,8 @@ inline constexpr uint8_t kChunkEndsField = 1;
 
 struct ChunkRecord {
   uint32_t stream;
-  uint8_t field;   // FieldKind
-  uint8_t flags;   // kChunkEndsField
+  uint8_t field;      // FieldKind
+  uint8_t flags;      // kChunkEndsField
   uint16_t reserved;  // 0
   uint32_t len;       // bytes of field data that follow (0 only for an empty field's single chunk)
 };

@@ -36,44 +36,62 @@ uint64_t hash_flow_key(const FlowKey& k) {
   return h;
 }
 
-Result<std::unique_ptr<FlowTable>> FlowTable::create(uint32_t capacity, uint64_t idle_ticks) {
+Result<std::unique_ptr<FlowTable>> FlowTable::create(uint32_t capacity, uint64_t idle_ticks,
+                                                     uint64_t lru_refresh_ticks) {
   if (capacity < 2 || capacity > (1u << 30)) return make_error("flow capacity must be 2..2^30");
   uint32_t buckets = 1;
   while (buckets < capacity * 2u) buckets <<= 1;  // load factor <= 0.5 keeps probes short
-  return std::unique_ptr<FlowTable>(new FlowTable(capacity, buckets - 1, idle_ticks));
+  return std::unique_ptr<FlowTable>(new FlowTable(capacity, buckets - 1, idle_ticks, lru_refresh_ticks));
 }
 
-FlowTable::FlowTable(uint32_t capacity, uint32_t bucket_mask, uint64_t idle_ticks)
+FlowTable::FlowTable(uint32_t capacity, uint32_t bucket_mask, uint64_t idle_ticks, uint64_t lru_refresh_ticks)
     : capacity_(capacity),
       bucket_mask_(bucket_mask),
       idle_ticks_(idle_ticks),
+      lru_refresh_ticks_(lru_refresh_ticks),
       entries_(new Entry[capacity]),
-      buckets_(new uint32_t[bucket_mask + 1]) {
-  for (uint32_t i = 0; i <= bucket_mask_; ++i) buckets_[i] = kNone;
+      buckets_(new Bucket[bucket_mask + 1]) {
+  for (uint32_t i = 0; i <= bucket_mask_; ++i) buckets_[i] = {kNone, 0};
   for (uint32_t i = 0; i < capacity_; ++i) entries_[i].next = i + 1 < capacity_ ? i + 1 : kNone;
   free_head_ = 0;
 }
 
 size_t FlowTable::memory_bytes() const {
-  return sizeof(*this) + sizeof(Entry) * capacity_ + sizeof(uint32_t) * (bucket_mask_ + 1ull);
+  return sizeof(*this) + sizeof(Entry) * capacity_ + sizeof(Bucket) * (bucket_mask_ + 1ull);
 }
 
 uint32_t FlowTable::find_bucket(const FlowKey& key, uint64_t hash) const {
+  auto tag = static_cast<uint32_t>(hash >> 32);
   for (uint32_t b = static_cast<uint32_t>(hash) & bucket_mask_;; b = (b + 1) & bucket_mask_) {
-    uint32_t slot = buckets_[b];
-    if (slot == kNone) return kNone;
-    if (entries_[slot].hash == hash && entries_[slot].key == key) return b;
+    const Bucket& bk = buckets_[b];
+    if (bk.slot == kNone) return kNone;
+    if (bk.tag == tag && entries_[bk.slot].hash == hash && entries_[bk.slot].key == key) return b;
+  }
+}
+
+uint32_t FlowTable::peek(uint64_t hash) const {
+  auto tag = static_cast<uint32_t>(hash >> 32);
+  for (uint32_t b = static_cast<uint32_t>(hash) & bucket_mask_;; b = (b + 1) & bucket_mask_) {
+    const Bucket& bk = buckets_[b];
+    if (bk.slot == kNone || bk.tag == tag) return bk.slot;
   }
 }
 
 uint32_t FlowTable::lookup(const FlowKey& key, uint64_t hash, uint64_t now) {
   uint32_t b = find_bucket(key, hash);
   if (b == kNone) return kNone;
-  uint32_t slot = buckets_[b];
-  entries_[slot].last_used = now;
-  if (lru_tail_ != slot) {
-    lru_unlink(slot);
-    lru_push_tail(slot);
+  uint32_t slot = buckets_[b].slot;
+  Entry& e = entries_[slot];
+  e.last_used = now;
+  // Moving in the list writes to two neighbours' entries (likely cache misses): do it at most
+  // once per refresh period. The list stays ordered by lru_stamp, and last_used is never more
+  // than the period past it, which bounds how late expire() and eviction can be.
+  if (now - e.lru_stamp >= lru_refresh_ticks_) {
+    if (lru_tail_ != slot) {
+      lru_unlink(slot);
+      lru_push_tail(slot);
+    }
+    e.lru_stamp = now;
   }
   return slot;
 }
@@ -90,9 +108,10 @@ uint32_t FlowTable::insert(const FlowKey& key, uint64_t hash, uint64_t now, bool
   e.key = key;
   e.hash = hash;
   e.last_used = now;
+  e.lru_stamp = now;
   uint32_t b = static_cast<uint32_t>(hash) & bucket_mask_;
-  while (buckets_[b] != kNone) b = (b + 1) & bucket_mask_;
-  buckets_[b] = slot;
+  while (buckets_[b].slot != kNone) b = (b + 1) & bucket_mask_;
+  buckets_[b] = {slot, static_cast<uint32_t>(hash >> 32)};
   e.bucket = b;
   lru_push_tail(slot);
   ++size_;
@@ -104,17 +123,17 @@ void FlowTable::remove(uint32_t slot) { remove_slot(slot); }
 void FlowTable::remove_slot(uint32_t slot) {
   // Backward-shift deletion keeps every probe chain unbroken without tombstones.
   uint32_t hole = entries_[slot].bucket;
-  for (uint32_t b = (hole + 1) & bucket_mask_; buckets_[b] != kNone; b = (b + 1) & bucket_mask_) {
-    uint32_t s = buckets_[b];
+  for (uint32_t b = (hole + 1) & bucket_mask_; buckets_[b].slot != kNone; b = (b + 1) & bucket_mask_) {
+    uint32_t s = buckets_[b].slot;
     uint32_t home = static_cast<uint32_t>(entries_[s].hash) & bucket_mask_;
     // Move s into the hole if its home is not cyclically within (hole, b].
     if (((b - home) & bucket_mask_) >= ((b - hole) & bucket_mask_)) {
-      buckets_[hole] = s;
+      buckets_[hole] = buckets_[b];
       entries_[s].bucket = hole;
       hole = b;
     }
   }
-  buckets_[hole] = kNone;
+  buckets_[hole] = {kNone, 0};
   lru_unlink(slot);
   entries_[slot].next = free_head_;
   free_head_ = slot;

@@ -38,10 +38,23 @@ class FlowTable {
   static constexpr uint32_t kNone = UINT32_MAX;
 
   // capacity: maximum flows (>= 2); idle_ticks: age after which a flow expires.
-  static Result<std::unique_ptr<FlowTable>> create(uint32_t capacity, uint64_t idle_ticks);
+  // lru_refresh_ticks: a used flow moves to the young end of the LRU list at most once per this
+  // period (0: on every use). A lookup then rarely writes to other flows' entries; aging and
+  // eviction stay exact to within the period (a flow expires at most that much late).
+  static Result<std::unique_ptr<FlowTable>> create(uint32_t capacity, uint64_t idle_ticks,
+                                                   uint64_t lru_refresh_ticks = 0);
 
   // Returns the slot of `key`, or kNone. Marks it used at `now`.
   uint32_t lookup(const FlowKey& key, uint64_t hash, uint64_t now);
+
+  // For a burst's look-ahead: prefetch_bucket(hash) first, then peek(hash) guesses the slot from
+  // the bucket alone (kNone if no tag matches) so the caller can prefetch that flow's state
+  // before lookup() confirms it.
+  void prefetch_bucket(uint64_t hash) const {
+    __builtin_prefetch(&buckets_[static_cast<uint32_t>(hash) & bucket_mask_]);
+  }
+  uint32_t peek(uint64_t hash) const;
+  void prefetch_entry(uint32_t slot) const { __builtin_prefetch(&entries_[slot]); }
 
   // Inserts `key` (not present) and returns its slot. If the table is full, the least recently
   // used flow is evicted first and *evicted is set: the caller must reset that slot's state.
@@ -50,16 +63,27 @@ class FlowTable {
   // Removes the flow in `slot`.
   void remove(uint32_t slot);
 
-  // Expires (and returns the number of) up to `budget` flows idle since before now - idle_ticks, oldest first, calling
-  // on_expire(slot) before each slot is freed. Bounded work per call keeps the burst loop smooth.
+  // Expires (and returns the number of) flows idle since before now - idle_ticks, oldest first,
+  // calling on_expire(slot) before each slot is freed. At most `budget` list entries are visited:
+  // bounded work per call keeps the burst loop smooth.
   template <typename F>
   uint32_t expire(uint64_t now, uint32_t budget, F&& on_expire) {
     uint32_t n = 0;
-    while (n < budget && lru_head_ != kNone && now - entries_[lru_head_].last_used > idle_ticks_) {
+    for (uint32_t visited = 0; visited < budget && lru_head_ != kNone; ++visited) {
       uint32_t slot = lru_head_;
-      on_expire(slot);
-      remove_slot(slot);
-      ++n;
+      Entry& e = entries_[slot];
+      if (now - e.last_used > idle_ticks_) {
+        on_expire(slot);
+        remove_slot(slot);
+        ++n;
+      } else if (e.last_used > e.lru_stamp) {
+        // Used since it last moved (lazy LRU): move it now and look at the next.
+        lru_unlink(slot);
+        lru_push_tail(slot);
+        e.lru_stamp = now;
+      } else {
+        break;  // the least recently used flow is not idle yet
+      }
     }
     return n;
   }
@@ -75,13 +99,19 @@ class FlowTable {
     FlowKey key;
     uint64_t hash;
     uint64_t last_used;
-    uint32_t prev;  // LRU list, head = least recently used
+    uint64_t lru_stamp;  // when it last moved in the LRU list; the list is ordered by it
+    uint32_t prev;       // LRU list, head = least recently used
     uint32_t next;
     uint32_t bucket;  // index in buckets_ that points here
     uint32_t pad_;
   };
+  // The upper half of the hash beside the slot, so probing rarely touches a foreign entry.
+  struct Bucket {
+    uint32_t slot;  // kNone: empty
+    uint32_t tag;
+  };
 
-  FlowTable(uint32_t capacity, uint32_t bucket_mask, uint64_t idle_ticks);
+  FlowTable(uint32_t capacity, uint32_t bucket_mask, uint64_t idle_ticks, uint64_t lru_refresh_ticks);
   uint32_t find_bucket(const FlowKey& key, uint64_t hash) const;
   void lru_unlink(uint32_t slot);
   void lru_push_tail(uint32_t slot);
@@ -90,12 +120,13 @@ class FlowTable {
   uint32_t capacity_;
   uint32_t bucket_mask_;
   uint64_t idle_ticks_;
+  uint64_t lru_refresh_ticks_;
   uint32_t size_ = 0;
   uint32_t free_head_ = kNone;  // free slots chained through Entry::next
   uint32_t lru_head_ = kNone;
   uint32_t lru_tail_ = kNone;
   std::unique_ptr<Entry[]> entries_;
-  std::unique_ptr<uint32_t[]> buckets_;  // open addressing, linear probing; kNone = empty
+  std::unique_ptr<Bucket[]> buckets_;  // open addressing, linear probing
 };
 
 }  // namespace imf::dp::flow

@@ -12,6 +12,7 @@
 // One Inspector per worker lcore; it owns nothing shared. No allocation, no locks.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -65,11 +66,27 @@ struct Hit {
 class Inspector {
  public:
   Inspector(const InspectConfig& cfg, match::Matcher& matcher, match::StreamPool& streams, Counters& counters)
-      : cfg_(cfg), matcher_(matcher), streams_(streams), counters_(counters) {}
+      : cfg_(cfg),
+        matcher_(matcher),
+        streams_(streams),
+        counters_(counters),
+        stream_prefetch_bytes_(std::min<size_t>(matcher.generation().stream_size, 512)) {}
 
   // Prepares a fresh flow state in `slot` for the packet that created it. `to_server_port` tells
   // whether that packet's destination port is an inspected server port. Owning lcore only.
   void init_flow(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, bool from_a, bool to_server_port);
+
+  // Prefetches what on_segment() will touch of the flow in `slot`: its state and, for a segment
+  // with payload, the Hyperscan stream state of direction `dir` (0 client -> server; a guess from
+  // the ports is fine). Owning lcore only.
+  void prefetch(const FlowState& fs, uint32_t slot, bool has_payload, uint8_t dir) const {
+    __builtin_prefetch(&fs);
+    __builtin_prefetch(&fs.dir[dir]);
+    if (has_payload) {
+      const char* stream = reinterpret_cast<const char*>(streams_.get(slot * 2 + dir));
+      for (size_t off = 0; off < stream_prefetch_bytes_; off += 64) __builtin_prefetch(stream + off);
+    }
+  }
 
   // Judges one segment of an inspected flow; `payload` points at m.payload_len bytes.
   // sink.on_hit(const Hit&) is called for every rule hit, in order, before this returns.
@@ -89,6 +106,7 @@ class Inspector {
   match::Matcher& matcher_;
   match::StreamPool& streams_;
   Counters& counters_;
+  size_t stream_prefetch_bytes_;  // of a stream's state, enough for a scan's first touches
 };
 
 // Adapts MQTT decoder callbacks to scans; collects the verdict.

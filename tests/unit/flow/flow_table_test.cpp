@@ -431,6 +431,51 @@ void run_churn(uint32_t capacity, uint32_t key_space, uint32_t mode, uint32_t se
   verify_all();
 }
 
+// With a refresh period the list moves lazily: a flow used within the period keeps its place, so
+// eviction and aging are exact only to within the period, and never later than that.
+TEST(FlowTable, LazyLruMovesAFlowAtMostOncePerRefreshPeriod) {
+  constexpr uint64_t kIdle = 1000, kRefresh = 50;
+  auto made = FlowTable::create(3, kIdle, kRefresh);
+  ASSERT_TRUE(made.ok());
+  FlowTable& t = *made.value();
+  bool evicted;
+  auto h = [](uint32_t i) { return hash_flow_key(key_for(i)); };
+  uint32_t s0 = t.insert(key_for(0), h(0), 0, &evicted);
+  uint32_t s1 = t.insert(key_for(1), h(1), 10, &evicted);
+  t.insert(key_for(2), h(2), 20, &evicted);
+  // Flow 0 used at 30 (within the period of its insertion): it stays the oldest and is evicted.
+  EXPECT_EQ(t.lookup(key_for(0), h(0), 30), s0);
+  uint32_t s3 = t.insert(key_for(3), h(3), 40, &evicted);
+  EXPECT_TRUE(evicted);
+  EXPECT_EQ(s3, s0);
+  // Flow 1 used at 70 (60 after insertion, beyond the period): it moves; flow 2 goes next.
+  EXPECT_EQ(t.lookup(key_for(1), h(1), 70), s1);
+  t.insert(key_for(4), h(4), 80, &evicted);
+  EXPECT_TRUE(evicted);
+  EXPECT_EQ(t.lookup(key_for(2), h(2), 81), FlowTable::kNone);
+  EXPECT_EQ(t.lookup(key_for(1), h(1), 82), s1);
+}
+
+TEST(FlowTable, LazyLruAgingSkipsPastAFlowUsedSinceItMoved) {
+  constexpr uint64_t kIdle = 100, kRefresh = 50;
+  auto made = FlowTable::create(8, kIdle, kRefresh);
+  ASSERT_TRUE(made.ok());
+  FlowTable& t = *made.value();
+  bool evicted;
+  auto h = [](uint32_t i) { return hash_flow_key(key_for(i)); };
+  uint32_t s0 = t.insert(key_for(0), h(0), 0, &evicted);
+  uint32_t s1 = t.insert(key_for(1), h(1), 10, &evicted);
+  EXPECT_EQ(t.lookup(key_for(0), h(0), 40), s0);  // within the period: flow 0 stays at the head
+  // At 115 flow 1 (10) is idle, flow 0 (40) is not: aging moves flow 0 aside and expires flow 1.
+  std::vector<uint32_t> expired;
+  EXPECT_EQ(t.expire(115, 8, [&](uint32_t s) { expired.push_back(s); }), 1u);
+  EXPECT_EQ(expired, (std::vector<uint32_t>{s1}));
+  EXPECT_EQ(t.lookup(key_for(0), h(0), 116), s0);
+  EXPECT_EQ(t.expire(200, 8, [](uint32_t) {}), 0u);  // used at 116: not idle at 200
+  EXPECT_EQ(t.expire(217, 8, [](uint32_t) {}), 1u);
+  EXPECT_EQ(t.size(), 0u);
+}
+
 TEST(FlowTable, ChurnMatchesModel) {
   uint32_t seed = 1;
   for (uint32_t mode = 0; mode < 4; ++mode) {
