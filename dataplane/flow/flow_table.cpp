@@ -4,16 +4,33 @@
 
 namespace imf::dp::flow {
 
+namespace {
+
+uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+}  // namespace
+
 FlowKey make_flow_key(const decode::PacketMeta& m, bool* from_a) {
   FlowKey k;
   std::memset(&k, 0, sizeof(k));  // padding-free, but keep hashing independent of garbage
-  size_t ip_len = m.ip_version == 4 ? 4 : 16;
-  int c = std::memcmp(m.src_ip, m.dst_ip, ip_len);
-  bool src_low = c < 0 || (c == 0 && m.src_port <= m.dst_port);
-  const uint8_t* lo_ip = src_low ? m.src_ip : m.dst_ip;
-  const uint8_t* hi_ip = src_low ? m.dst_ip : m.src_ip;
-  std::memcpy(k.ip_a, lo_ip, ip_len);
-  std::memcpy(k.ip_b, hi_ip, ip_len);
+  bool src_low;
+  if (m.ip_version == 4) {
+    // Byte order decides like memcmp would; one load and compare per address.
+    uint32_t src = __builtin_bswap32(load_u32(m.src_ip));
+    uint32_t dst = __builtin_bswap32(load_u32(m.dst_ip));
+    src_low = src < dst || (src == dst && m.src_port <= m.dst_port);
+    std::memcpy(k.ip_a, src_low ? m.src_ip : m.dst_ip, 4);
+    std::memcpy(k.ip_b, src_low ? m.dst_ip : m.src_ip, 4);
+  } else {
+    int c = std::memcmp(m.src_ip, m.dst_ip, 16);
+    src_low = c < 0 || (c == 0 && m.src_port <= m.dst_port);
+    std::memcpy(k.ip_a, src_low ? m.src_ip : m.dst_ip, 16);
+    std::memcpy(k.ip_b, src_low ? m.dst_ip : m.src_ip, 16);
+  }
   k.port_a = src_low ? m.src_port : m.dst_port;
   k.port_b = src_low ? m.dst_port : m.src_port;
   k.vlan = m.has_vlan ? (m.vlan_tci & 0x0fff) : 0;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 
 #include "common/result.h"
@@ -24,7 +25,8 @@ struct FlowKey {
   uint8_t ip_version;
   uint8_t proto;
 
-  bool operator==(const FlowKey&) const = default;
+  // One 40-byte compare (the defaulted operator compares the address arrays byte by byte).
+  bool operator==(const FlowKey& o) const { return std::memcmp(this, &o, sizeof(FlowKey)) == 0; }
 };
 static_assert(sizeof(FlowKey) == 40, "FlowKey is hashed and compared as 40 bytes");
 
