@@ -26,9 +26,9 @@ START = time.monotonic()
 
 # Rule-set sizes, profiles and loads of the two modes. Quick mode is what CI runs.
 FULL = dict(rules=[100, 1000, 10000], flows=10000, messages=100000, full_messages=10000, small_frames=200000,
-            duration=5, scan_seconds=2.0, pcre2_seconds=10.0)
+            duration=5, scan_seconds=2.0, pcre2_seconds=10.0, repeat=3)
 QUICK = dict(rules=[100, 1000], flows=1000, messages=10000, full_messages=1000, small_frames=20000,
-             duration=1, scan_seconds=0.3, pcre2_seconds=1.5)
+             duration=1, scan_seconds=0.3, pcre2_seconds=1.5, repeat=1)
 PROFILES = ["small", "mixed", "full"]
 PROFILE_TITLE = {"small": "64-byte pass-through (non-IM)", "mixed": "mixed chat traffic",
                  "full": "full 1514-byte segments"}
@@ -232,15 +232,15 @@ def offline_check(tools, traffic, rules, work, tag, log):
 
 # --- (b) and (c)
 
-def run_scanbench(tools, traffic, rules, cfg, work, tag, log):
+def run_scanbench(tools, traffic, rules, cfg, work, tag, log, modes="hs-stream,hs-block,pcre2"):
     out = os.path.join(work, f"scan-{tag}.json")
-    run([tools["scanbench"], "--rules", rules, "--mlog", traffic["mlog"], "--modes", "hs-stream,hs-block,pcre2",
+    run([tools["scanbench"], "--rules", rules, "--mlog", traffic["mlog"], "--modes", modes,
          "--min-seconds", str(cfg["scan_seconds"]), "--max-seconds-pcre2", str(cfg["pcre2_seconds"]), "--json", out],
         log)
     result = load_json(out)
     modes = result["modes"]
     problems = []
-    if not result.get("cross_check", {}).get("agree", False):
+    if not result["cross_check"]["agree"]:
         problems.append(f"Hyperscan and PCRE2 disagree on the same messages: {result.get('cross_check')}")
     for name, m in modes.items():
         if m["scan_errors"]:
@@ -248,6 +248,11 @@ def run_scanbench(tools, traffic, rules, cfg, work, tag, log):
         if m["complete_pass"] and m["hit_pairs"] != traffic["planted"]:
             problems.append(f"{name}: {m['hit_pairs']} hits in one pass, {traffic['planted']} planted")
     return modes, problems
+
+
+def median(runs, key):
+    """The run with the median value of `key` (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
 
 
 # --- Report
@@ -286,19 +291,26 @@ def write_report(res, out):
         if sc:
             b, bb, c = sc["hs-stream"], sc["hs-block"], sc["pcre2"]
             ratio_b = a["body_bytes_per_sec"] / b["bytes_per_sec"]
+            lo, hi = row["ratio_b_range"]
+            spread = f" ({lo:.0%}–{hi:.0%})"
+            ratio_b_text = f"{ratio_b:.0%}" + (spread if f"{lo:.0%}" != f"{hi:.0%}" else "")
             ratio_c = a["body_bytes_per_sec"] / c["bytes_per_sec"]
             hit = (f"{a['hit_rate']:.2%} / {b['hit_pairs'] / b['messages']:.2%} / "
                    f"{c['hit_pairs'] / max(1, c['messages']):.2%}")
             scan_cols = (f"{fmt_rate(b['messages_per_sec'])} | {fmt_rate(bb['messages_per_sec'])} | "
-                         f"{fmt_rate(c['messages_per_sec'])} | {ratio_b:.0%} | {ratio_c:.0f}x | {hit}")
+                         f"{fmt_rate(c['messages_per_sec'])} | {ratio_b_text} | {ratio_c:.0f}x | {hit}")
             body = f"{a['ns_per_body_byte']:.2f}"
         else:
             scan_cols = "– | – | – | – | – | –"
             body = "–"
         lines.append(f"| {row['profile']} | {row['rules']} | {a['pps'] / 1e6:.2f} | {a['gbps']:.2f} | "
                      f"{fmt_rate(a['messages_per_sec'])} | {a['bytes_per_message']:.0f} | {body} | {scan_cols} |")
-    lines += ["", "(a)/(b) and (a)/(c) compare message-body bytes per second of CPU; (a) spends its CPU on the whole "
-              "packet path, (b) and (c) only on scanning. Gbit/s counts Ethernet frames with FCS.", "",
+    lines += ["", f"(a) and (b) are the medians of {res['repeat']} alternating runs; (a)/(b) is their ratio, with the "
+              "lowest and highest ratio of one (a) run to the (b) run after it in parentheses. "
+              "(a)/(b) and (a)/(c) compare message-body bytes per second of CPU; (a) spends its CPU on the whole "
+              "packet path, (b) and (c) only on scanning. Gbit/s counts Ethernet frames with FCS. The hit rate of (a) "
+              "is over what the timed run replayed (whole passes of the capture and part of one); (b) and (c) count "
+              "one pass (PCRE2: the part it reached). The exact counts are in the consistency checks below.", "",
               "## CPU time per byte", "",
               "| profile | rules | (a) ns/wire B | (a) cycles/pkt | (b) stream ns/B | (b) block ns/B | (c) PCRE2 ns/B |",
               "|---|---:|---:|---:|---:|---:|---:|"]
@@ -427,6 +439,8 @@ def main():
     ap.add_argument("--duration", type=int, help="seconds per imfd run (default 5; quick 1)")
     ap.add_argument("--match-fraction", type=float, default=0.01, help="messages carrying a rule trigger (0.01)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, help="alternate (a) and (b) this often and report medians (default 3; "
+                                               "quick 1)")
     ap.add_argument("--max-workers", type=int, default=os.cpu_count(), help="scaling: 1..N worker lcores")
     ap.add_argument("--nic", help="PCI_IN,PCI_OUT: run imfd on real ports (traffic from an external generator "
                                   "replaying the synthesized captures) instead of net_pcap")
@@ -436,7 +450,7 @@ def main():
     cfg = dict(QUICK if args.quick else FULL)
     if args.rules:
         cfg["rules"] = sorted(int(x) for x in args.rules.split(","))
-    for key in ("flows", "messages", "duration"):
+    for key in ("flows", "messages", "duration", "repeat"):
         if getattr(args, key):
             cfg[key] = getattr(args, key)
     profiles = [p for p in args.profiles.split(",") if p]
@@ -454,6 +468,7 @@ def main():
 
     tools = find_tools(args)
     res = {"quick": args.quick, "args": vars(args), "machine": machine_info(args, tools), "rule_sizes": cfg["rules"],
+           "repeat": cfg["repeat"],
            "traffic": {}, "rows": [], "memory": {}, "checks": [], "targets": []}
     problems = []
 
@@ -475,25 +490,46 @@ def main():
                 res["checks"].append(f"{tag}: imfd --offline decoded {chk['messages']} of {t['messages']} messages, "
                                      f"{chk['hits']} hits for {t['planted']} planted triggers"
                                      + ("" if not chk["problems"] else " — FAILED: " + "; ".join(chk["problems"])))
-            progress(f"{tag}: (a) imfd full pipeline, 1 worker, {cfg['duration']} s")
-            row["pipeline"] = run_imfd(tools, t, sets[n]["rules"], 1, cfg, args, work, tag + "-w1", log)
-            a = row["pipeline"]
-            progress(f"{tag}:     {a['pps'] / 1e6:.2f} Mpps, {a['gbps']:.2f} Gbit/s, "
-                     f"{fmt_rate(a['messages_per_sec'])} msg/s")
-            if a["forwarded"] != a["packets"] or a["tx_dropped"]:
-                problems.append(f"{tag}: imfd forwarded {a['forwarded']} of {a['packets']} packets "
-                                f"(tx_dropped {a['tx_dropped']}); alert-only rules must pass everything")
-            if t["messages"]:
-                progress(f"{tag}: (b) Hyperscan alone, (c) PCRE2 per rule")
-                row["scan"], p = run_scanbench(tools, t, sets[n]["rules"], cfg, work, tag, log)
+            # (a) and (b) alternate `repeat` times and report medians: on a shared or virtual machine the
+            # speed of a CPU drifts by several percent between runs, and alternating exposes both
+            # to the same drift. PCRE2 runs once, beside Hyperscan, for the cross-check.
+            pipes, streams, blocks = [], [], []
+            for rep in range(cfg["repeat"]):
+                rtag = f"{tag}-w1-r{rep}"
+                progress(f"{tag}: (a) imfd full pipeline, 1 worker, {cfg['duration']} s"
+                         + (f" [{rep + 1}/{cfg['repeat']}]" if cfg["repeat"] > 1 else ""))
+                a = run_imfd(tools, t, sets[n]["rules"], 1, cfg, args, work, rtag, log)
+                pipes.append(a)
+                progress(f"{tag}:     {a['pps'] / 1e6:.2f} Mpps, {a['gbps']:.2f} Gbit/s, "
+                         f"{fmt_rate(a['messages_per_sec'])} msg/s")
+                if a["forwarded"] != a["packets"] or a["tx_dropped"]:
+                    problems.append(f"{tag}: imfd forwarded {a['forwarded']} of {a['packets']} packets "
+                                    f"(tx_dropped {a['tx_dropped']}); alert-only rules must pass everything")
+                if not t["messages"]:
+                    continue
+                first = rep == 0
+                progress(f"{tag}: (b) Hyperscan alone" + (", (c) PCRE2 per rule" if first else ""))
+                modes, p = run_scanbench(tools, t, sets[n]["rules"], cfg, work, rtag, log,
+                                         "hs-stream,hs-block,pcre2" if first else "hs-stream,hs-block")
                 problems += [f"{tag}: {x}" for x in p]
-                res["checks"].append(f"{tag}: one pass of (b) stream/block and (c) found "
-                                     + "/".join(str(row['scan'][k]['hit_pairs'])
-                                                for k in ("hs-stream", "hs-block", "pcre2"))
-                                     + f" hits for {t['planted']} planted"
-                                     + ("" if row["scan"]["pcre2"]["complete_pass"]
-                                        else f" (PCRE2 stopped after {row['scan']['pcre2']['messages']} "
-                                             "messages, agreeing with Hyperscan on those)"))
+                streams.append(modes["hs-stream"])
+                blocks.append(modes["hs-block"])
+                if first:
+                    pcre2 = modes["pcre2"]
+                    res["checks"].append(f"{tag}: one pass of (b) stream/block and (c) found "
+                                         + "/".join(str(modes[k]["hit_pairs"]) for k in ("hs-stream", "hs-block", "pcre2"))
+                                         + f" hits for {t['planted']} planted"
+                                         + ("" if pcre2["complete_pass"]
+                                            else f" (PCRE2 stopped after {pcre2['messages']} messages, agreeing "
+                                                 "with Hyperscan on those)"))
+            key = "body_bytes_per_sec" if t["messages"] else "pps"
+            row["pipeline"] = median(pipes, key)
+            a = row["pipeline"]
+            if t["messages"]:
+                row["scan"] = {"hs-stream": median(streams, "bytes_per_sec"), "hs-block": median(blocks, "bytes_per_sec"),
+                               "pcre2": pcre2}
+                ratios = sorted(p[key] / s["bytes_per_sec"] for p, s in zip(pipes, streams))
+                row["ratio_b_range"] = [ratios[0], ratios[-1]]
             res["rows"].append(row)
             run_info = a["run"]
             per_flow = run_info["flow_bytes"] + run_info["flow_table_bytes"] / run_info["flows_per_lcore"]
