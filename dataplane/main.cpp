@@ -17,12 +17,15 @@
 #include <fstream>
 #include <thread>
 
+#include "agent/agent.h"
+#include "agent/installer.h"
 #include "match/rule_generation.h"
 #include "offline.h"
 #include "options.h"
 #include "port/port.h"
 #include "record/event_writer.h"
 #include "report.h"
+#include "rules/artifact.h"
 #include "rules/rule_parser.h"
 #include "worker.h"
 
@@ -50,9 +53,10 @@ int fail(const std::string& what) {
   return 1;
 }
 
-// Builds one worker's context: flow table, per-flow state, streams, scratch, rings, TX buffers.
+// Builds one worker's context: flow table, per-flow state, its first rule-set engine, rings,
+// TX buffers.
 Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, uint16_t n_ports, const Options& opt,
-                                              const match::RuleGeneration& gen, const PortSet& inspected,
+                                              agent::RuleInstaller& installer, const PortSet& inspected,
                                               rte_mempool* pool) {
   auto c = std::make_unique<LcoreCtx>();
   c->lcore_id = lcore;
@@ -70,20 +74,18 @@ Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, ui
   if (!flows) return make_error(flows.error());
   c->flows = std::move(flows.value());
   c->flow_state.reset(new inspect::FlowState[opt.flows_per_lcore]);
-  auto streams = match::StreamPool::create(gen, opt.flows_per_lcore * 2);
-  if (!streams) return make_error(streams.error());
-  c->streams = std::move(streams.value());
-  auto matcher = match::Matcher::create(gen);
-  if (!matcher) return make_error(matcher.error());
-  c->matcher = std::move(matcher.value());
+  auto engine = installer.first_engine();
+  if (!engine) return make_error(engine.error());
+  c->engine.store(engine.value());
+  c->version.store(installer.version());
   inspect::InspectConfig icfg;
   icfg.ooo = opt.ooo;
-  c->inspector = std::make_unique<inspect::Inspector>(icfg, *c->matcher, *c->streams, c->counters);
+  c->inspector =
+      std::make_unique<inspect::Inspector>(icfg, *engine.value()->matcher, *engine.value()->streams, c->counters);
   auto ring = record::EventRing::create("imf_events_" + std::to_string(lcore), kEventRingSize,
                                         static_cast<int>(rte_lcore_to_socket_id(lcore)));
   if (!ring) return make_error(ring.error());
   c->events = std::make_unique<record::EventRing>(ring.value());
-  c->rule_hits.reset(new uint64_t[gen.rules.size()]());
   for (uint16_t p = 0; p < n_ports; ++p) {
     auto* buf = static_cast<rte_eth_dev_tx_buffer*>(
         rte_zmalloc_socket("tx_buffer", RTE_ETH_TX_BUFFER_SIZE(kBurst), 0, rte_eth_dev_socket_id(p)));
@@ -93,6 +95,30 @@ Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, ui
     c->tx[p] = buf;
   }
   return c;
+}
+
+// The rule set to start with: the control process's active version in --state-dir when there is
+// one (the dataplane starts from persisted state alone), else --rules compiled here as version 0.
+Result<rules::RuleSetArtifact> initial_rules(const Options& opt) {
+  if (!opt.state_dir.empty()) {
+    std::string active_path = opt.state_dir + "/rules/active";
+    std::ifstream active(active_path);
+    uint64_t version = 0;
+    if (active >> version) {
+      auto a = rules::read_artifact(opt.state_dir + "/rules/" + std::to_string(version) + ".imfrules");
+      if (!a) return make_error(active_path + " names version " + std::to_string(version) + ": " + a.error());
+      return a;
+    }
+    if (opt.rules_path.empty()) return make_error(active_path + ": no active rule set yet, and no --rules given");
+  }
+  auto set = rules::load_rules_file(opt.rules_path);
+  if (!set) return make_error(set.error());
+  auto compiled = rules::compile_rules(set.value());
+  if (!compiled) return make_error(compiled.error());
+  rules::RuleSetArtifact a;
+  a.source = opt.rules_path;
+  a.compiled = std::move(compiled.value());
+  return a;
 }
 
 // Sets *eal_up once EAL is initialized, so main() cleans up only what exists.
@@ -126,18 +152,16 @@ int run(int argc, char** argv, bool* eal_up) {
   }
   const Options& opt = parsed.value();
 
-  // --- Rules: parse, compile (the control side's job), install as generation 1.
+  // --- Rules: the persisted active version, or a rule file compiled here.
   auto t0 = std::chrono::steady_clock::now();
-  auto set = rules::load_rules_file(opt.rules_path);
-  if (!set) return fail(set.error());
-  auto compiled = rules::compile_rules(set.value());
-  if (!compiled) return fail(compiled.error());
-  auto gen_r = match::install_generation(compiled.value(), 1);
-  if (!gen_r) return fail(gen_r.error());
-  std::unique_ptr<match::RuleGeneration> gen = std::move(gen_r.value());
+  auto initial = initial_rules(opt);
+  if (!initial) return fail(initial.error());
+  agent::RuleInstaller installer(opt.flows_per_lcore);
+  if (auto st = installer.start(initial->compiled, initial->version); !st) return fail(st.error());
+  const match::RuleGeneration& first_gen = installer.current();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("rules: {} from {} compiled in {} ms; database {} bytes, {} bytes per stream", gen->rules.size(),
-               opt.rules_path, ms, gen->db_size, gen->stream_size);
+  spdlog::info("rules: version {}, {} rules from {} ready in {} ms; database {} bytes, {} bytes per stream",
+               initial->version, first_gen.rules.size(), initial->source, ms, first_gen.db_size, first_gen.stream_size);
 
   // --- Ports and workers.
   uint16_t n_ports = rte_eth_dev_count_avail();
@@ -177,7 +201,7 @@ int run(int argc, char** argv, bool* eal_up) {
   std::vector<std::unique_ptr<LcoreCtx>> workers;
   std::vector<LcoreCtx*> worker_ptrs;
   for (uint16_t q = 0; q < queues; ++q) {  // lcores was cut to `queues` above
-    auto w = make_worker(lcores[q], q, n_ports, opt, *gen, inspected, pool);
+    auto w = make_worker(lcores[q], q, n_ports, opt, installer, inspected, pool);
     if (!w) return fail(w.error());
     worker_ptrs.push_back(w.value().get());
     workers.push_back(std::move(w.value()));
@@ -185,10 +209,11 @@ int run(int argc, char** argv, bool* eal_up) {
   }
   RunInfo run_info;
   run_info.flows_per_lcore = opt.flows_per_lcore;
-  run_info.flow_bytes = sizeof(inspect::FlowState) + 2 * gen->stream_size;
+  installer.attach(worker_ptrs);
+  run_info.flow_bytes = sizeof(inspect::FlowState) + 2 * first_gen.stream_size;
   run_info.flow_table_bytes = workers[0]->flows->memory_bytes();
-  run_info.db_bytes = gen->db_size;
-  run_info.stream_bytes = gen->stream_size;
+  run_info.db_bytes = first_gen.db_size;
+  run_info.stream_bytes = first_gen.stream_size;
   run_info.mbufs = n_mbufs;
   run_info.tsc_hz = rte_get_tsc_hz();
   size_t per_flow = run_info.flow_bytes;
@@ -212,7 +237,7 @@ int run(int argc, char** argv, bool* eal_up) {
   record::Clock clock{rte_rdtsc(), int64_t{rt.tv_sec} * 1000000000 + rt.tv_nsec, rte_get_tsc_hz()};
   std::vector<record::EventRing*> rings;
   for (auto& w : workers) rings.push_back(w->events.get());
-  auto writer = record::EventWriter::open(opt.events_path, rings, &gen->rules, clock);
+  auto writer = record::EventWriter::open(opt.events_path, rings, clock);
   if (!writer) return fail(writer.error());
   writer.value()->start();
   std::signal(SIGINT, on_signal);
@@ -226,10 +251,26 @@ int run(int argc, char** argv, bool* eal_up) {
     if (opt.duration_sec && now - started >= std::chrono::seconds(opt.duration_sec)) g_stop.store(true);
     if (!opt.stats_interval_sec || now - last_stats < std::chrono::seconds(opt.stats_interval_sec)) return;
     last_stats = now;
-    spdlog::info("stats: {}", format_stats_line(collect_report(worker_ptrs, n_ports, gen->rules.size())));
+    spdlog::info("stats: {}", format_stats_line(collect_report(worker_ptrs, n_ports, 0)));
   };
   for (auto& w : workers) {
     if (!main_works) rte_eal_remote_launch(worker_main, w.get(), w->lcore_id);
+  }
+  // The agent starts with the workers: from here on, rule sets change only through it.
+  std::unique_ptr<agent::Agent> agent_srv;
+  if (!opt.agent_socket.empty()) {
+    auto a = agent::Agent::listen(opt.agent_socket, installer, [&] {
+      return format_summary_json(collect_report(worker_ptrs, n_ports, installer.current().rules.size()), run_info,
+                                 installer.current().rules);
+    });
+    if (!a) {
+      g_stop.store(true);
+      if (!main_works) rte_eal_mp_wait_lcore();
+      return fail(a.error());
+    }
+    agent_srv = std::move(a.value());
+    agent_srv->start();
+    spdlog::info("agent: listening on {}", opt.agent_socket);
   }
   if (main_works) {
     // A single lcore runs the loop itself; a helper thread ends an offline run stuck on a
@@ -258,16 +299,18 @@ int run(int argc, char** argv, bool* eal_up) {
     }
     rte_eal_mp_wait_lcore();
   }
+  if (agent_srv) agent_srv->stop();
   writer.value()->stop();
 
   // --- Final report, then release the ports (net_pcap flushes its output file on close).
-  Report report = collect_report(worker_ptrs, n_ports, gen->rules.size());
-  std::fputs(format_summary(report, gen->rules).c_str(), stdout);
+  const std::vector<rules::RuleMeta>& final_rules = installer.current().rules;
+  Report report = collect_report(worker_ptrs, n_ports, final_rules.size());
+  std::fputs(format_summary(report, final_rules).c_str(), stdout);
   std::fflush(stdout);
   int rc = 0;
   if (!opt.summary_json_path.empty()) {
     std::ofstream out(opt.summary_json_path, std::ios::trunc);
-    out << format_summary_json(report, run_info, gen->rules);
+    out << format_summary_json(report, run_info, final_rules);
     if (!out) rc = fail("cannot write " + opt.summary_json_path);
   }
   for (uint16_t p = 0; p < n_ports; ++p) port::stop_port(p);

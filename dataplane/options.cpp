@@ -38,6 +38,8 @@ const char* usage() {
          "                          net_pcap port with infinite_rx=1 also holds its whole capture)\n"
          "  --prebalanced-queues    one queue per worker even on ports without RSS: each RX queue\n"
          "                          must already carry whole flows (net_pcap with one rx_pcap each)\n"
+         "  --agent-socket PATH     serve the control process (install rule sets, status, stats)\n"
+         "  --state-dir DIR         start from the control process's active rule set in DIR\n"
          "  --offline -r IN -w OUT  read a capture, write the forwarded packets to a capture\n";
 }
 
@@ -61,6 +63,8 @@ Result<Options> parse_options(int argc, char** argv) {
     kDuration,
     kMbufs,
     kPrebalanced,
+    kAgent,
+    kStateDir,
     kOffline,
     kHelp
   };
@@ -76,6 +80,8 @@ Result<Options> parse_options(int argc, char** argv) {
       {"duration", required_argument, nullptr, kDuration},
       {"mbufs", required_argument, nullptr, kMbufs},
       {"prebalanced-queues", no_argument, nullptr, kPrebalanced},
+      {"agent-socket", required_argument, nullptr, kAgent},
+      {"state-dir", required_argument, nullptr, kStateDir},
       {"offline", no_argument, nullptr, kOffline},
       {"help", no_argument, nullptr, kHelp},
       {nullptr, 0, nullptr, 0},
@@ -136,6 +142,8 @@ Result<Options> parse_options(int argc, char** argv) {
           return make_error(std::string("--mbufs: '") + optarg + "' is not a number 1024-1073741824");
         break;
       case kPrebalanced: o.prebalanced_queues = true; break;
+      case kAgent: o.agent_socket = optarg; break;
+      case kStateDir: o.state_dir = optarg; break;
       case kOffline: o.offline = true; break;
       case 'r': o.read_pcap = optarg; break;
       case 'w': o.write_pcap = optarg; break;
@@ -145,7 +153,8 @@ Result<Options> parse_options(int argc, char** argv) {
     }
   }
   if (optind < argc) return make_error(std::string("unexpected argument '") + argv[optind] + "'");
-  if (o.rules_path.empty()) return make_error("--rules FILE is required");
+  if (o.rules_path.empty() && o.state_dir.empty()) return make_error("--rules FILE or --state-dir DIR is required");
+  if (o.offline && !o.agent_socket.empty()) return make_error("--agent-socket is for inline mode");
   if (o.offline && (o.read_pcap.empty() || o.write_pcap.empty()))
     return make_error("--offline needs -r IN.pcap and -w OUT.pcap");
   if (!o.offline && (!o.read_pcap.empty() || !o.write_pcap.empty())) return make_error("-r/-w are for --offline mode");

@@ -22,6 +22,8 @@ struct Options {
   uint32_t duration_sec = 0;  // 0: until a signal
   uint32_t mbufs = 0;         // 0: sized for the queues
   bool prebalanced_queues = false;
+  std::string agent_socket;  // empty: no agent
+  std::string state_dir;     // the control process's state directory
   // offline mode
   bool offline = false;
   std::string read_pcap;

@@ -17,15 +17,20 @@ Report collect_report(const std::vector<LcoreCtx*>& lcores, uint16_t n_ports, si
   Report r;
   r.rule_hits.assign(n_rules, 0);
   for (const LcoreCtx* c : lcores) {
-    double seconds = 0;
+    LcoreTotals l{c->lcore_id, c->version.load(std::memory_order_acquire), 0, {}};
     if (c->finished.load(std::memory_order_acquire)) {
-      seconds = static_cast<double>(c->loop_end_tsc - c->loop_start_tsc) / static_cast<double>(rte_get_tsc_hz());
+      l.seconds = static_cast<double>(c->loop_end_tsc - c->loop_start_tsc) / static_cast<double>(rte_get_tsc_hz());
     }
-    r.lcores.push_back(
-        {c->lcore_id, c->counters.get(Counter::rx_packets), c->counters.get(Counter::forwarded), seconds});
+    for (size_t i = 0; i < kCounterCount; ++i) {
+      l.counters[i] = c->counters.get(static_cast<Counter>(i));
+      r.counters[i] += l.counters[i];
+    }
+    r.lcores.push_back(l);
     r.latency.merge(c->latency);
-    for (size_t i = 0; i < kCounterCount; ++i) r.counters[i] += c->counters.get(static_cast<Counter>(i));
-    for (size_t i = 0; i < n_rules; ++i) r.rule_hits[i] += __atomic_load_n(&c->rule_hits[i], __ATOMIC_RELAXED);
+    const Engine* e = n_rules ? c->engine.load(std::memory_order_acquire) : nullptr;
+    if (e && e->gen->rules.size() == n_rules) {
+      for (size_t i = 0; i < n_rules; ++i) r.rule_hits[i] += __atomic_load_n(&e->rule_hits[i], __ATOMIC_RELAXED);
+    }
   }
   for (uint16_t p = 0; p < n_ports; ++p) {
     rte_eth_stats s{};
@@ -140,10 +145,13 @@ std::string format_summary_json(const Report& r, const RunInfo& run, const std::
   for (const LcoreTotals& l : r.lcores) {
     j.item();
     j.num("lcore", l.lcore);
-    j.num("rx", l.rx);
-    j.num("forwarded", l.forwarded);
+    j.num("version", l.version);
+    j.num("rx", l.counters[static_cast<size_t>(Counter::rx_packets)]);
+    j.num("forwarded", l.counters[static_cast<size_t>(Counter::forwarded)]);
     j.num("seconds", l.seconds);
-    j.close("}");
+    j.open(",\"counters\":{");
+    for (size_t i = 0; i < kCounterCount; ++i) j.num(kCounterNames[i], l.counters[i]);
+    j.close("}}");
   }
   j.open("],\"counters\":{");
   for (size_t i = 0; i < kCounterCount; ++i) j.num(kCounterNames[i], r.counters[i]);

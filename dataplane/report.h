@@ -19,8 +19,9 @@ struct PortTotals {
 
 struct LcoreTotals {
   unsigned lcore;
-  uint64_t rx, forwarded;
-  double seconds;  // time in the burst loop; 0 while it runs
+  uint64_t version;  // rule-set version the lcore judges with
+  double seconds;    // time in the burst loop; 0 while it runs
+  std::array<uint64_t, kCounterCount> counters;
 };
 
 // What the run was set up with: for reading the figures (memory per flow, rates).
@@ -42,6 +43,9 @@ struct Report {
   LatencySummary latency;           // cycles, all lcores
 };
 
+// Sums what the lcores count. Rule hits (n_rules > 0) are read from the lcores' engines, so only
+// a thread that no install can race may ask for them: the agent thread, or any thread once the
+// workers stopped.
 Report collect_report(const std::vector<LcoreCtx*>& lcores, uint16_t n_ports, size_t n_rules);
 
 // The human summary printed at exit: traffic, MQTT messages passed/blocked, hits by rule.

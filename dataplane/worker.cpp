@@ -3,6 +3,8 @@
 #include <rte_cycles.h>
 #include <rte_prefetch.h>
 
+#include <algorithm>
+
 #include "action/tcp_reset.h"
 #include "decode/packet.h"
 
@@ -21,7 +23,9 @@ struct EventSink {
   uint64_t now;
 
   void on_hit(const inspect::Hit& h) {
-    __atomic_store_n(&c.rule_hits[h.rule], c.rule_hits[h.rule] + 1, __ATOMIC_RELAXED);
+    Engine& eng = *c.engine.load(std::memory_order_relaxed);
+    __atomic_store_n(&eng.rule_hits[h.rule], eng.rule_hits[h.rule] + 1, __ATOMIC_RELAXED);
+    const rules::RuleMeta& rule = eng.gen->rules[h.rule];
     record::Event e;
     e.tsc = now;
     std::memcpy(e.src_ip, m.src_ip, sizeof(e.src_ip));
@@ -29,7 +33,10 @@ struct EventSink {
     e.src_port = m.src_port;
     e.dst_port = m.dst_port;
     e.vlan = m.has_vlan ? (m.vlan_tci & 0x0fff) : 0;
-    e.rule = h.rule;
+    e.version = eng.gen->version;
+    e.action = static_cast<uint8_t>(rule.action);
+    e.rule_len = static_cast<uint8_t>(std::min<size_t>(rule.id.size(), record::Event::kRuleIdCap));
+    std::memcpy(e.rule, rule.id.data(), e.rule_len);
     e.ip_version = m.ip_version;
     e.lcore = static_cast<uint8_t>(c.lcore_id);
     const proto::MqttSession& s = h.flow->session;
@@ -167,7 +174,34 @@ void flush_tx(LcoreCtx& c) {
   for (uint16_t p = 0; p < c.n_ports; ++p) rte_eth_tx_buffer_flush(p, c.queue, c.tx[p]);
 }
 
+// Switches to a pending rule set, if any; between bursts, so a packet sees one version only.
+void take_pending_engine(LcoreCtx& c) {
+  Engine* next = c.pending.load(std::memory_order_acquire);
+  if (!next || c.retired.load(std::memory_order_acquire)) return;  // the installer collects first
+  c.inspector->use(*next->matcher, *next->streams);
+  Engine* old = c.engine.exchange(next, std::memory_order_acq_rel);
+  c.pending.store(nullptr, std::memory_order_relaxed);
+  c.retired.store(old, std::memory_order_release);
+  c.version.store(next->gen->version, std::memory_order_release);
+}
+
 }  // namespace
+
+Result<std::unique_ptr<Engine>> make_engine(const match::RuleGeneration& gen, uint32_t flows) {
+  auto e = std::make_unique<Engine>();
+  e->gen = &gen;
+  auto streams = match::StreamPool::create(gen, flows * 2);
+  if (!streams) return make_error(streams.error());
+  e->streams = std::move(streams.value());
+  auto matcher = match::Matcher::create(gen);
+  if (!matcher) return make_error(matcher.error());
+  e->matcher = std::move(matcher.value());
+  e->rule_hits.reset(new uint64_t[gen.rules.size()]());
+  size_t scratch = 0;
+  hs_scratch_size(gen.scratch_prototype.get(), &scratch);
+  e->bytes = size_t{flows} * 2 * gen.stream_size + scratch + gen.rules.size() * sizeof(uint64_t);
+  return e;
+}
 
 int worker_main(void* arg) {
   LcoreCtx& c = *static_cast<LcoreCtx*>(arg);
@@ -178,6 +212,7 @@ int worker_main(void* arg) {
 
   while (!c.stop->load(std::memory_order_relaxed)) {
     uint64_t now = rte_rdtsc();
+    take_pending_engine(c);
 
     /* Flow aging, every aging_ticks (~100 us). */
     if (now - last_aging > c.aging_ticks) {

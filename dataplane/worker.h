@@ -8,6 +8,7 @@
 #include <bitset>
 #include <memory>
 
+#include "common/result.h"
 #include "flow/flow_table.h"
 #include "inspect/inspector.h"
 #include "match/matcher.h"
@@ -21,6 +22,20 @@ inline constexpr uint16_t kMaxPorts = 8;
 inline constexpr uint16_t kBurst = 32;
 
 using PortSet = std::bitset<65536>;
+
+// One rule-set version as one worker uses it: the shared generation plus this lcore's scratch,
+// streams (two per flow slot) and hit counters. Built off the fast path (setup or agent thread),
+// handed to the worker through LcoreCtx::pending and back through LcoreCtx::retired.
+struct Engine {
+  const match::RuleGeneration* gen = nullptr;
+  std::unique_ptr<match::Matcher> matcher;
+  std::unique_ptr<match::StreamPool> streams;
+  std::unique_ptr<uint64_t[]> rule_hits;  // indexed by rule; written by the worker only
+  size_t bytes = 0;                       // streams and scratch, for the memory report
+};
+
+// Opens `flows * 2` streams and clones scratch for `gen`. Setup or agent thread.
+Result<std::unique_ptr<Engine>> make_engine(const match::RuleGeneration& gen, uint32_t flows);
 
 // Everything one worker lcore touches, built by the setup thread before launch and then used
 // by that lcore alone (counters and rule_hits are also read, relaxed, by the stats reader).
@@ -38,11 +53,19 @@ struct alignas(64) LcoreCtx {
 
   std::unique_ptr<flow::FlowTable> flows;
   std::unique_ptr<inspect::FlowState[]> flow_state;  // indexed by flow slot
-  std::unique_ptr<match::StreamPool> streams;        // two per flow slot
-  std::unique_ptr<match::Matcher> matcher;
   std::unique_ptr<inspect::Inspector> inspector;
   std::unique_ptr<record::EventRing> events;
-  std::unique_ptr<uint64_t[]> rule_hits;  // indexed by rule; single writer
+
+  // Rule-set swap without locks: the installer stores a complete Engine in `pending` (release);
+  // the worker, between bursts, loads it (acquire), switches to it, publishes the old one in
+  // `retired` (release: the worker never touches it again) and its version in `version`. The
+  // installer frees retired engines. A message in flight at the switch is scanned by the new
+  // version from the switch on; every packet is judged by exactly one version.
+  std::atomic<Engine*> engine{nullptr};  // the worker's own; the installer reads it when idle
+  std::atomic<Engine*> pending{nullptr};
+  std::atomic<Engine*> retired{nullptr};
+  std::atomic<uint64_t> version{0};
+
   Counters counters;
   LatencyHistogram latency;     // RX burst -> TX burst, per packet sent on
   uint64_t loop_start_tsc = 0;  // set by the lcore; read after `finished`

@@ -9,7 +9,7 @@ void Inspector::init_flow(FlowState& fs, uint32_t slot, const decode::PacketMeta
   for (uint8_t i = 0; i < 2; ++i) {
     fs.dir[i] = DirState{};
     fs.dir[i].decoder = proto::MqttDecoder(cfg_.max_mqtt_packet);
-    match::Matcher::reset(streams_.get(slot * 2 + i));
+    match::Matcher::reset(streams_->get(slot * 2 + i));
   }
   bool syn_only = (m.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
   // The SYN's sender is the client; without a SYN, the side talking to a server port is.

@@ -66,11 +66,17 @@ struct Hit {
 class Inspector {
  public:
   Inspector(const InspectConfig& cfg, match::Matcher& matcher, match::StreamPool& streams, Counters& counters)
-      : cfg_(cfg),
-        matcher_(matcher),
-        streams_(streams),
-        counters_(counters),
-        stream_prefetch_bytes_(std::min<size_t>(matcher.generation().stream_size, 512)) {}
+      : cfg_(cfg), counters_(counters) {
+    use(matcher, streams);
+  }
+
+  // Scans from now on with this rule set's matcher and streams (a rule-set swap, between
+  // packets). The streams are fresh: fields in flight continue from here. Owning lcore only.
+  void use(match::Matcher& matcher, match::StreamPool& streams) {
+    matcher_ = &matcher;
+    streams_ = &streams;
+    stream_prefetch_bytes_ = std::min<size_t>(matcher.generation().stream_size, 512);
+  }
 
   // Prepares a fresh flow state in `slot` for the packet that created it. `to_server_port` tells
   // whether that packet's destination port is an inspected server port. Owning lcore only.
@@ -83,7 +89,7 @@ class Inspector {
     __builtin_prefetch(&fs);
     __builtin_prefetch(&fs.dir[dir]);
     if (has_payload) {
-      const char* stream = reinterpret_cast<const char*>(streams_.get(slot * 2 + dir));
+      const char* stream = reinterpret_cast<const char*>(streams_->get(slot * 2 + dir));
       for (size_t off = 0; off < stream_prefetch_bytes_; off += 64) __builtin_prefetch(stream + off);
     }
   }
@@ -103,8 +109,8 @@ class Inspector {
   static bool starts_new_connection(const FlowState& fs, const decode::PacketMeta& m, bool from_a);
 
   InspectConfig cfg_;
-  match::Matcher& matcher_;
-  match::StreamPool& streams_;
+  match::Matcher* matcher_;
+  match::StreamPool* streams_;
   Counters& counters_;
   size_t stream_prefetch_bytes_;  // of a stream's state, enough for a scan's first touches
 };
@@ -138,7 +144,7 @@ struct Inspector::DecodeSink {
     }
     return true;
   }
-  bool topic_scanned() const { return ins.matcher_.generation().scopes & rules::kScopeTopic; }
+  bool topic_scanned() const { return ins.matcher_->generation().scopes & rules::kScopeTopic; }
 
   bool on_connect(const proto::MqttSession& s) {
     ins.counters_.add(Counter::mqtt_connects);
@@ -160,14 +166,14 @@ struct Inspector::DecodeSink {
       d.topic_truncated = true;
       ins.counters_.add(Counter::mqtt_field_truncated);
     }
-    return !topic_scanned() || apply(ins.matcher_.scan(stream, match::Field::kTopic, p, n));
+    return !topic_scanned() || apply(ins.matcher_->scan(stream, match::Field::kTopic, p, n));
   }
-  bool on_topic_end() { return !topic_scanned() || apply(ins.matcher_.end_field(stream, match::Field::kTopic)); }
+  bool on_topic_end() { return !topic_scanned() || apply(ins.matcher_->end_field(stream, match::Field::kTopic)); }
   bool on_payload(const uint8_t* p, uint32_t n) {
     ins.counters_.add(Counter::mqtt_payload_bytes, n);
-    return apply(ins.matcher_.scan(stream, match::Field::kPayload, p, n));
+    return apply(ins.matcher_->scan(stream, match::Field::kPayload, p, n));
   }
-  bool on_message_end() { return apply(ins.matcher_.end_field(stream, match::Field::kPayload)); }
+  bool on_message_end() { return apply(ins.matcher_->end_field(stream, match::Field::kPayload)); }
 };
 
 // A client SYN on a flow that was blocked, closing, or has already seen another initial sequence
@@ -234,7 +240,7 @@ Verdict Inspector::on_segment(FlowState& fs, uint32_t slot, const decode::Packet
 
   Verdict v = Verdict::kForward;
   if (len > already) {
-    DecodeSink<HitSink> ds{*this, fs, d, di, streams_.get(slot * 2 + di), sink};
+    DecodeSink<HitSink> ds{*this, fs, d, di, streams_->get(slot * 2 + di), sink};
     proto::FeedResult fr = d.decoder.feed(payload + already, len - already, di == 0, fs.session, ds);
     if (fr == proto::FeedResult::kError) {
       counters_.add(Counter::mqtt_malformed);

@@ -69,7 +69,7 @@ std::string ip_text(const uint8_t* ip, uint8_t version) {
 
 }  // namespace
 
-std::string event_to_json(const Event& e, const std::vector<rules::RuleMeta>& rules, const Clock& clock) {
+std::string event_to_json(const Event& e, const Clock& clock) {
   int64_t ns = clock.base_realtime_ns + static_cast<int64_t>(static_cast<double>(e.tsc - clock.base_tsc) * 1e9 /
                                                              static_cast<double>(clock.tsc_hz));
   time_t secs = static_cast<time_t>(ns / 1000000000);
@@ -78,7 +78,6 @@ std::string event_to_json(const Event& e, const std::vector<rules::RuleMeta>& ru
   char ts[48];
   std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>((ns % 1000000000) / 1000));
-  const rules::RuleMeta& rule = rules[e.rule];
 
   std::string out;
   out.reserve(384);
@@ -93,10 +92,10 @@ std::string event_to_json(const Event& e, const std::vector<rules::RuleMeta>& ru
   out += ",\"topic\":";
   append_json_string(out, e.topic, e.topic_len);
   out += ",\"rule\":";
-  append_json_string(out, rule.id.data(), static_cast<uint32_t>(rule.id.size()));
+  append_json_string(out, e.rule, e.rule_len);
   out += ",\"action\":\"";
-  out += rules::action_name(rule.action);
-  out += "\"}\n";
+  out += rules::action_name(static_cast<rules::Action>(e.action));
+  out += "\",\"rules_version\":" + std::to_string(e.version) + "}\n";
   return out;
 }
 

@@ -15,7 +15,7 @@ Result<EventRing> EventRing::create(const std::string& name, uint32_t size, int 
 }
 
 Result<std::unique_ptr<EventWriter>> EventWriter::open(const std::string& path, std::vector<EventRing*> rings,
-                                                       const std::vector<rules::RuleMeta>* rules, Clock clock) {
+                                                       Clock clock) {
   FILE* f = stdout;
   bool owned = false;
   if (path != "-") {
@@ -23,7 +23,7 @@ Result<std::unique_ptr<EventWriter>> EventWriter::open(const std::string& path, 
     if (!f) return make_error("cannot open events file " + path + ": " + std::strerror(errno));
     owned = true;
   }
-  return std::unique_ptr<EventWriter>(new EventWriter(f, owned, std::move(rings), rules, clock));
+  return std::unique_ptr<EventWriter>(new EventWriter(f, owned, std::move(rings), clock));
 }
 
 EventWriter::~EventWriter() {
@@ -49,7 +49,7 @@ unsigned EventWriter::drain() {
   for (EventRing* ring : rings_) {
     while (unsigned n = ring->pop_burst(batch, 32)) {
       for (unsigned i = 0; i < n; ++i) {
-        std::string line = event_to_json(batch[i], *rules_, clock_);
+        std::string line = event_to_json(batch[i], clock_);
         std::fwrite(line.data(), 1, line.size(), out_);
       }
       total += n;

@@ -35,9 +35,8 @@ class EventRing {
 
 class EventWriter {
  public:
-  // `path` "-" writes to stdout. Rings and rules must outlive the writer.
-  static Result<std::unique_ptr<EventWriter>> open(const std::string& path, std::vector<EventRing*> rings,
-                                                   const std::vector<rules::RuleMeta>* rules, Clock clock);
+  // `path` "-" writes to stdout. Rings must outlive the writer.
+  static Result<std::unique_ptr<EventWriter>> open(const std::string& path, std::vector<EventRing*> rings, Clock clock);
   ~EventWriter();
 
   void start();
@@ -46,16 +45,14 @@ class EventWriter {
   uint64_t written() const { return written_.load(std::memory_order_relaxed); }
 
  private:
-  EventWriter(FILE* f, bool owned, std::vector<EventRing*> rings, const std::vector<rules::RuleMeta>* rules,
-              Clock clock)
-      : out_(f), owned_(owned), rings_(std::move(rings)), rules_(rules), clock_(clock) {}
+  EventWriter(FILE* f, bool owned, std::vector<EventRing*> rings, Clock clock)
+      : out_(f), owned_(owned), rings_(std::move(rings)), clock_(clock) {}
   unsigned drain();
   void run();
 
   FILE* out_;
   bool owned_;
   std::vector<EventRing*> rings_;
-  const std::vector<rules::RuleMeta>* rules_;
   Clock clock_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> written_{0};

@@ -16,7 +16,10 @@ Event make_event(const std::string& account, const std::string& topic) {
   e.src_port = 40000;
   e.dst_port = 1883;
   e.vlan = 12;
-  e.rule = 1;
+  std::memcpy(e.rule, "spam.x", 6);
+  e.rule_len = 6;
+  e.action = static_cast<uint8_t>(rules::Action::kDrop);
+  e.version = 7;
   e.ip_version = 4;
   e.lcore = 3;
   e.account_len = static_cast<uint8_t>(account.size());
@@ -26,28 +29,26 @@ Event make_event(const std::string& account, const std::string& topic) {
   return e;
 }
 
-const std::vector<rules::RuleMeta> kRules = {{"r0", rules::Action::kAlert, rules::kScopePayload},
-                                             {"spam.x", rules::Action::kDrop, rules::kScopePayload}};
 // base 2026-01-01T00:00:00Z at tsc 1000, 1 GHz: tsc 3000 is 2 us later.
 const Clock kClock{1000, 1767225600LL * 1000000000LL, 1000000000};
 
 TEST(EventJson, HasEveryFieldAndNoContent) {
-  std::string j = event_to_json(make_event("alice", "chat/room1"), kRules, kClock);
+  std::string j = event_to_json(make_event("alice", "chat/room1"), kClock);
   EXPECT_EQ(j,
             "{\"ts\":\"2026-01-01T00:00:00.000002Z\",\"lcore\":3,\"flow\":{\"proto\":\"tcp\",\"src\":\"10.0.0.1\","
             "\"sport\":40000,\"dst\":\"10.0.0.2\",\"dport\":1883,\"vlan\":12},\"account\":\"alice\","
-            "\"topic\":\"chat/room1\",\"rule\":\"spam.x\",\"action\":\"drop\"}\n");
+            "\"topic\":\"chat/room1\",\"rule\":\"spam.x\",\"action\":\"drop\",\"rules_version\":7}\n");
 }
 
 TEST(EventJson, EscapesQuotesControlsAndInvalidUtf8) {
-  std::string j = event_to_json(make_event("a\"b\\c\n", "t\x01\xff\xc3\xa9"), kRules, kClock);
+  std::string j = event_to_json(make_event("a\"b\\c\n", "t\x01\xff\xc3\xa9"), kClock);
   EXPECT_NE(j.find("\"account\":\"a\\\"b\\\\c\\u000a\""), std::string::npos) << j;
   // \x01 escaped, lone \xff replaced by U+FFFD, valid "é" (c3 a9) kept.
   EXPECT_NE(j.find("\"topic\":\"t\\u0001\xef\xbf\xbd\xc3\xa9\""), std::string::npos) << j;
 }
 
 TEST(EventJson, RejectsOverlongAndSurrogateUtf8) {
-  std::string j = event_to_json(make_event("\xc0\xaf", "\xed\xa0\x80"), kRules, kClock);
+  std::string j = event_to_json(make_event("\xc0\xaf", "\xed\xa0\x80"), kClock);
   EXPECT_EQ(j.find("\xc0\xaf"), std::string::npos) << j;
   EXPECT_EQ(j.find("\xed\xa0\x80"), std::string::npos) << j;
 }
@@ -58,7 +59,7 @@ TEST(EventJson, FormatsIpv6) {
   std::memset(e.src_ip, 0, 16);
   e.src_ip[0] = 0xfd;
   e.src_ip[15] = 1;
-  std::string j = event_to_json(e, kRules, kClock);
+  std::string j = event_to_json(e, kClock);
   EXPECT_NE(j.find("\"src\":\"fd00::1\""), std::string::npos) << j;
 }
 

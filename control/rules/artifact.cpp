@@ -1,0 +1,138 @@
+#include "rules/artifact.h"
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/atomic_file.h"
+
+namespace imf::rules {
+
+namespace {
+
+constexpr char kMagic[8] = {'I', 'M', 'F', 'R', 'U', 'L', 'E', '1'};
+constexpr uint32_t kMaxRules = 1u << 24;
+
+uint64_t fnv1a(const char* p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(p[i]);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+template <typename T>
+void put(std::string& out, T v) {
+  char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));
+  out.append(b, sizeof(T));
+}
+
+void put_str(std::string& out, const std::string& s) {
+  put<uint32_t>(out, static_cast<uint32_t>(s.size()));
+  out += s;
+}
+
+// Bounds-checked reader over the encoded bytes; the first failure sticks.
+class Reader {
+ public:
+  explicit Reader(const std::string& b) : b_(b) {}
+  template <typename T>
+  T get() {
+    T v{};
+    if (!need(sizeof(T))) return v;
+    std::memcpy(&v, b_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string str() {
+    auto n = get<uint32_t>();
+    if (!need(n)) return {};
+    std::string s = b_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  bool ok() const { return ok_; }
+  size_t pos() const { return pos_; }
+
+ private:
+  bool need(size_t n) {
+    if (!ok_ || b_.size() - pos_ < n) ok_ = false;
+    return ok_;
+  }
+  const std::string& b_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+std::string encode_artifact(const RuleSetArtifact& a) {
+  std::string out(kMagic, sizeof(kMagic));
+  put<uint64_t>(out, a.version);
+  put<uint64_t>(out, a.created_unix_ms);
+  put_str(out, a.source);
+  put_str(out, a.rules_text);
+  put<uint32_t>(out, static_cast<uint32_t>(a.compiled.rules.size()));
+  for (const RuleMeta& r : a.compiled.rules) {
+    put_str(out, r.id);
+    put<uint8_t>(out, static_cast<uint8_t>(r.action));
+    put<uint8_t>(out, r.scope);
+  }
+  put_str(out, a.compiled.database);
+  put<uint64_t>(out, fnv1a(out.data(), out.size()));
+  return out;
+}
+
+Result<RuleSetArtifact> decode_artifact(const std::string& bytes, const std::string& what) {
+  auto bad = [&](const std::string& why) { return make_error(what + ": not a valid rule-set artifact: " + why); };
+  if (bytes.size() < sizeof(kMagic) + 8 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
+    return bad("bad magic");
+  size_t body = bytes.size() - 8;
+  uint64_t sum;
+  std::memcpy(&sum, bytes.data() + body, 8);
+  if (sum != fnv1a(bytes.data(), body)) return bad("checksum mismatch (truncated or altered)");
+
+  std::string head = bytes.substr(0, body);
+  Reader r(head);
+  for (size_t i = 0; i < sizeof(kMagic); ++i) r.get<char>();
+  RuleSetArtifact a;
+  a.version = r.get<uint64_t>();
+  a.created_unix_ms = r.get<uint64_t>();
+  a.source = r.str();
+  a.rules_text = r.str();
+  auto n = r.get<uint32_t>();
+  if (!r.ok() || n > kMaxRules) return bad("rule count out of range");
+  a.compiled.rules.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    RuleMeta m;
+    m.id = r.str();
+    auto action = r.get<uint8_t>();
+    m.scope = r.get<uint8_t>();
+    if (action > static_cast<uint8_t>(Action::kDrop) || m.scope == 0 || (m.scope & ~(kScopePayload | kScopeTopic)))
+      return bad("rule " + std::to_string(i) + " has an unknown action or scope");
+    m.action = static_cast<Action>(action);
+    a.compiled.rules.push_back(std::move(m));
+  }
+  a.compiled.database = r.str();
+  if (!r.ok()) return bad("truncated");
+  if (r.pos() != head.size()) return bad("trailing bytes");
+  if (a.version == 0) return bad("version 0");
+  return a;
+}
+
+Status write_artifact(const std::string& path, const RuleSetArtifact& a) {
+  return write_file_atomic(path, encode_artifact(a));
+}
+
+Result<RuleSetArtifact> read_artifact(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(path + ": cannot open: " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return make_error(path + ": read failed");
+  return decode_artifact(ss.str(), path);
+}
+
+}  // namespace imf::rules

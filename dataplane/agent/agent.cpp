@@ -1,0 +1,257 @@
+#include "agent/agent.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "rules/artifact.h"
+
+namespace imf::dp::agent {
+
+namespace {
+
+constexpr size_t kMaxRequest = 64 * 1024;
+constexpr int kMaxClients = 16;
+
+// A request is one flat JSON object of string and integer members: parse exactly that, and say
+// precisely what is wrong otherwise.
+Result<std::map<std::string, std::string>> parse_flat_object(const std::string& s) {
+  std::map<std::string, std::string> out;
+  size_t i = 0;
+  auto ws = [&] {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r')) ++i;
+  };
+  auto str = [&](std::string* v) -> bool {
+    if (i >= s.size() || s[i] != '"') return false;
+    for (++i; i < s.size() && s[i] != '"'; ++i) {
+      if (s[i] == '\\') {
+        if (++i >= s.size()) return false;
+        char c = s[i];
+        if (c == 'n') {
+          v->push_back('\n');
+        } else if (c == 't') {
+          v->push_back('\t');
+        } else if (c == '"' || c == '\\' || c == '/') {
+          v->push_back(c);
+        } else {
+          return false;
+        }
+      } else {
+        v->push_back(s[i]);
+      }
+    }
+    if (i >= s.size()) return false;
+    ++i;
+    return true;
+  };
+  ws();
+  if (i >= s.size() || s[i] != '{') return make_error("request is not a JSON object");
+  ++i;
+  ws();
+  if (i < s.size() && s[i] == '}') return out;
+  for (;;) {
+    ws();
+    std::string key, val;
+    if (!str(&key)) return make_error("bad JSON: expected a member name at byte " + std::to_string(i));
+    ws();
+    if (i >= s.size() || s[i] != ':') return make_error("bad JSON: expected ':' at byte " + std::to_string(i));
+    ++i;
+    ws();
+    if (i < s.size() && s[i] == '"') {
+      if (!str(&val)) return make_error("bad JSON: unterminated string for '" + key + "'");
+    } else {
+      size_t j = i;
+      while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '-')) ++j;
+      if (j == i) return make_error("bad JSON: member '" + key + "' must be a string or an integer");
+      val = s.substr(i, j - i);
+      i = j;
+    }
+    if (!out.emplace(key, val).second) return make_error("member '" + key + "' given twice");
+    ws();
+    if (i < s.size() && s[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (i < s.size() && s[i] == '}') {
+      ++i;
+      ws();
+      if (i != s.size()) return make_error("bad JSON: trailing bytes after the object");
+      return out;
+    }
+    return make_error("bad JSON: expected ',' or '}' at byte " + std::to_string(i));
+  }
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof(b), "\\u%04x", c);
+      out += b;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string error_line(const std::string& e) { return "{\"ok\":false,\"error\":" + json_string(e) + "}\n"; }
+
+std::string times_json(const InstallTimes& t) {
+  char b[160];
+  std::snprintf(b, sizeof(b), "{\"version\":%lu,\"unix_ms\":%ld,\"load_ms\":%.3f,\"swap_ms\":%.3f}", t.version,
+                t.unix_ms, t.load_ms, t.swap_ms);
+  return b;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Agent>> Agent::listen(const std::string& path, RuleInstaller& installer,
+                                             std::function<std::string()> stats_json) {
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof(addr.sun_path))
+    return make_error("agent socket path '" + path + "' is empty or too long");
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error("agent socket: " + std::string(std::strerror(errno)));
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  ::unlink(path.c_str());  // a stale socket of an earlier run
+  // Only root (the control process) may install rules: 0600.
+  mode_t old = ::umask(0177);
+  int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::umask(old);
+  if (rc != 0 || ::listen(fd, 8) != 0) {
+    std::string e = std::strerror(errno);
+    ::close(fd);
+    return make_error("agent socket " + path + ": " + e);
+  }
+  return std::unique_ptr<Agent>(new Agent(fd, path, installer, std::move(stats_json)));
+}
+
+Agent::~Agent() { stop(); }
+
+void Agent::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Agent::stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  if (listen_fd_ >= 0) {
+    ::close(listen_fd_);
+    ::unlink(path_.c_str());
+    listen_fd_ = -1;
+  }
+}
+
+std::string Agent::handle(const std::string& line) {
+  auto req = parse_flat_object(line);
+  if (!req) return error_line(req.error());
+  auto& m = req.value();
+  auto cmd = m.find("cmd");
+  if (cmd == m.end()) return error_line("missing member 'cmd'");
+  auto only = [&](std::initializer_list<const char*> allowed) -> std::string {
+    for (const auto& [k, v] : m) {
+      bool ok = k == "cmd";
+      for (const char* a : allowed) ok = ok || k == a;
+      if (!ok) return "unknown member '" + k + "' for cmd '" + cmd->second + "'";
+    }
+    return "";
+  };
+  if (cmd->second == "install") {
+    if (auto e = only({"version", "artifact"}); !e.empty()) return error_line(e);
+    auto v = m.find("version");
+    auto a = m.find("artifact");
+    if (v == m.end() || a == m.end()) return error_line("install needs 'version' and 'artifact'");
+    char* end = nullptr;
+    uint64_t version = std::strtoull(v->second.c_str(), &end, 10);
+    if (*end || version == 0) return error_line("'version' must be a positive integer");
+    auto art = rules::read_artifact(a->second);
+    if (!art) return error_line(art.error());
+    if (art->version != version)
+      return error_line(a->second + " holds version " + std::to_string(art->version) + ", not " + v->second);
+    auto t = installer_.install(art->compiled, version);
+    if (!t) return error_line(t.error());
+    char b[160];
+    std::snprintf(b, sizeof(b), "{\"ok\":true,\"version\":%lu,\"load_ms\":%.3f,\"swap_ms\":%.3f}\n", version,
+                  t->load_ms, t->swap_ms);
+    return b;
+  }
+  if (cmd->second == "status") {
+    if (auto e = only({}); !e.empty()) return error_line(e);
+    auto up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    char b[96];
+    std::snprintf(b, sizeof(b), "\"uptime_s\":%.1f,\"generation_bytes\":%zu", up, installer_.generation_bytes());
+    return "{\"ok\":true,\"version\":" + std::to_string(installer_.version()) + "," + b +
+           ",\"last_install\":" + times_json(installer_.last_install()) + "}\n";
+  }
+  if (cmd->second == "stats") {
+    if (auto e = only({}); !e.empty()) return error_line(e);
+    std::string s = stats_json_();  // an object: splice "ok" and the version in front
+    return "{\"ok\":true,\"version\":" + std::to_string(installer_.version()) + "," + s.substr(1);
+  }
+  return error_line("unknown cmd '" + cmd->second + "' (install, status, stats)");
+}
+
+void Agent::run() {
+  struct Client {
+    int fd;
+    std::string buf;
+  };
+  std::vector<Client> clients;
+  while (!stop_.load()) {
+    std::vector<pollfd> fds{{listen_fd_, POLLIN, 0}};
+    for (const Client& c : clients) fds.push_back({c.fd, POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
+    if ((fds[0].revents & POLLIN) && clients.size() < kMaxClients) {
+      int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c >= 0) clients.push_back({c, {}});
+    }
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      Client& c = clients[i - 1];
+      char buf[4096];
+      ssize_t n = ::read(c.fd, buf, sizeof(buf));
+      bool drop = n <= 0;
+      if (n > 0) c.buf.append(buf, static_cast<size_t>(n));
+      size_t nl;
+      while (!drop && (nl = c.buf.find('\n')) != std::string::npos) {
+        std::string resp = handle(c.buf.substr(0, nl));
+        c.buf.erase(0, nl + 1);
+        for (size_t off = 0; off < resp.size();) {
+          ssize_t w = ::write(c.fd, resp.data() + off, resp.size() - off);
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) {
+            drop = true;
+            break;
+          }
+          off += static_cast<size_t>(w);
+        }
+      }
+      if (!drop && c.buf.size() > kMaxRequest) {
+        std::string resp = error_line("request longer than " + std::to_string(kMaxRequest) + " bytes");
+        (void)!::write(c.fd, resp.data(), resp.size());
+        drop = true;
+      }
+      if (drop) {
+        ::close(c.fd);
+        c.fd = -1;
+      }
+    }
+    std::erase_if(clients, [](const Client& c) { return c.fd < 0; });
+  }
+  for (const Client& c : clients) ::close(c.fd);
+}
+
+}  // namespace imf::dp::agent

@@ -1,0 +1,47 @@
+// The dataplane agent: a UNIX socket through which the control process installs rule-set
+// versions and reads status and counters. One thread, off the fast path; the workers never wait
+// for it. Protocol (JSON lines, one request -> one response): docs/interfaces.md, "Agent socket".
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "agent/installer.h"
+#include "common/result.h"
+
+namespace imf::dp::agent {
+
+class Agent {
+ public:
+  // stats_json() returns the counters object for "stats" (called on the agent thread).
+  // Errors name the socket path. Setup thread.
+  static Result<std::unique_ptr<Agent>> listen(const std::string& path, RuleInstaller& installer,
+                                               std::function<std::string()> stats_json);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  void start();
+  void stop();  // joins the thread and removes the socket file
+
+  // Handles one request line; returns the response line (with '\n'). Public for tests.
+  std::string handle(const std::string& line);
+
+ private:
+  Agent(int fd, std::string path, RuleInstaller& installer, std::function<std::string()> stats_json)
+      : listen_fd_(fd), path_(std::move(path)), installer_(installer), stats_json_(std::move(stats_json)) {}
+  void run();
+
+  int listen_fd_;
+  std::string path_;
+  RuleInstaller& installer_;
+  std::function<std::string()> stats_json_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace imf::dp::agent
