@@ -8,9 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <map>
 #include <vector>
 
+#include "proto/json.h"
 #include "rules/artifact.h"
 
 namespace imf::dp::agent {
@@ -20,90 +20,10 @@ namespace {
 constexpr size_t kMaxRequest = 64 * 1024;
 constexpr int kMaxClients = 16;
 
-// A request is one flat JSON object of string and integer members: parse exactly that, and say
-// precisely what is wrong otherwise.
-Result<std::map<std::string, std::string>> parse_flat_object(const std::string& s) {
-  std::map<std::string, std::string> out;
-  size_t i = 0;
-  auto ws = [&] {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r')) ++i;
-  };
-  auto str = [&](std::string* v) -> bool {
-    if (i >= s.size() || s[i] != '"') return false;
-    for (++i; i < s.size() && s[i] != '"'; ++i) {
-      if (s[i] == '\\') {
-        if (++i >= s.size()) return false;
-        char c = s[i];
-        if (c == 'n') {
-          v->push_back('\n');
-        } else if (c == 't') {
-          v->push_back('\t');
-        } else if (c == '"' || c == '\\' || c == '/') {
-          v->push_back(c);
-        } else {
-          return false;
-        }
-      } else {
-        v->push_back(s[i]);
-      }
-    }
-    if (i >= s.size()) return false;
-    ++i;
-    return true;
-  };
-  ws();
-  if (i >= s.size() || s[i] != '{') return make_error("request is not a JSON object");
-  ++i;
-  ws();
-  if (i < s.size() && s[i] == '}') return out;
-  for (;;) {
-    ws();
-    std::string key, val;
-    if (!str(&key)) return make_error("bad JSON: expected a member name at byte " + std::to_string(i));
-    ws();
-    if (i >= s.size() || s[i] != ':') return make_error("bad JSON: expected ':' at byte " + std::to_string(i));
-    ++i;
-    ws();
-    if (i < s.size() && s[i] == '"') {
-      if (!str(&val)) return make_error("bad JSON: unterminated string for '" + key + "'");
-    } else {
-      size_t j = i;
-      while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '-')) ++j;
-      if (j == i) return make_error("bad JSON: member '" + key + "' must be a string or an integer");
-      val = s.substr(i, j - i);
-      i = j;
-    }
-    if (!out.emplace(key, val).second) return make_error("member '" + key + "' given twice");
-    ws();
-    if (i < s.size() && s[i] == ',') {
-      ++i;
-      continue;
-    }
-    if (i < s.size() && s[i] == '}') {
-      ++i;
-      ws();
-      if (i != s.size()) return make_error("bad JSON: trailing bytes after the object");
-      return out;
-    }
-    return make_error("bad JSON: expected ',' or '}' at byte " + std::to_string(i));
-  }
-}
-
 std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof(b), "\\u%04x", c);
-      out += b;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
+  std::string out;
+  json::write_string(out, s);
+  return out;
 }
 
 std::string error_line(const std::string& e) { return "{\"ok\":false,\"error\":" + json_string(e) + "}\n"; }
@@ -156,31 +76,35 @@ void Agent::stop() {
 }
 
 std::string Agent::handle(const std::string& line) {
-  auto req = parse_flat_object(line);
-  if (!req) return error_line(req.error());
-  auto& m = req.value();
-  auto cmd = m.find("cmd");
-  if (cmd == m.end()) return error_line("missing member 'cmd'");
+  auto parsed = json::parse(line);
+  if (!parsed) return error_line(parsed.error());
+  const json::Value& req = parsed.value();
+  if (!req.is_object()) return error_line("request is not a JSON object");
+  const json::Value* cmd_v = req.find("cmd");
+  if (!cmd_v || !cmd_v->is_string()) return error_line("missing string member 'cmd'");
+  const std::string& cmd = cmd_v->as_string();
   auto only = [&](std::initializer_list<const char*> allowed) -> std::string {
-    for (const auto& [k, v] : m) {
+    for (const auto& [k, v] : req.as_object()) {
       bool ok = k == "cmd";
       for (const char* a : allowed) ok = ok || k == a;
-      if (!ok) return "unknown member '" + k + "' for cmd '" + cmd->second + "'";
+      if (!ok) return "unknown member '" + k + "' for cmd '" + cmd + "'";
     }
     return "";
   };
-  if (cmd->second == "install") {
+  if (cmd == "install") {
     if (auto e = only({"version", "artifact"}); !e.empty()) return error_line(e);
-    auto v = m.find("version");
-    auto a = m.find("artifact");
-    if (v == m.end() || a == m.end()) return error_line("install needs 'version' and 'artifact'");
-    char* end = nullptr;
-    uint64_t version = std::strtoull(v->second.c_str(), &end, 10);
-    if (*end || version == 0) return error_line("'version' must be a positive integer");
-    auto art = rules::read_artifact(a->second);
+    const json::Value* v = req.find("version");
+    const json::Value* a = req.find("artifact");
+    if (!v || !a) return error_line("install needs 'version' and 'artifact'");
+    if (!v->is_int() || v->as_int() <= 0) return error_line("'version' must be a positive integer");
+    if (!a->is_string()) return error_line("'artifact' must be a path");
+    auto version = static_cast<uint64_t>(v->as_int());
+    auto art = rules::read_artifact(a->as_string());
     if (!art) return error_line(art.error());
-    if (art->version != version)
-      return error_line(a->second + " holds version " + std::to_string(art->version) + ", not " + v->second);
+    if (art->version != version) {
+      return error_line(a->as_string() + " holds version " + std::to_string(art->version) + ", not " +
+                        std::to_string(version));
+    }
     auto t = installer_.install(art->compiled, version);
     if (!t) return error_line(t.error());
     char b[160];
@@ -188,7 +112,7 @@ std::string Agent::handle(const std::string& line) {
                   t->load_ms, t->swap_ms);
     return b;
   }
-  if (cmd->second == "status") {
+  if (cmd == "status") {
     if (auto e = only({}); !e.empty()) return error_line(e);
     auto up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     char b[96];
@@ -196,12 +120,12 @@ std::string Agent::handle(const std::string& line) {
     return "{\"ok\":true,\"version\":" + std::to_string(installer_.version()) + "," + b +
            ",\"last_install\":" + times_json(installer_.last_install()) + "}\n";
   }
-  if (cmd->second == "stats") {
+  if (cmd == "stats") {
     if (auto e = only({}); !e.empty()) return error_line(e);
     std::string s = stats_json_();  // an object: splice "ok" and the version in front
     return "{\"ok\":true,\"version\":" + std::to_string(installer_.version()) + "," + s.substr(1);
   }
-  return error_line("unknown cmd '" + cmd->second + "' (install, status, stats)");
+  return error_line("unknown cmd '" + cmd + "' (install, status, stats)");
 }
 
 void Agent::run() {

@@ -104,7 +104,7 @@ def main():
             ('{"cmd":"install","version":3}', "needs 'version' and 'artifact'"),
             ('{"cmd":"status","verbose":1}', "unknown member 'verbose'"),
             ('{"cmd":"reboot"}', "unknown cmd 'reboot'"),
-            ('{"cmd":"status"', "bad JSON"),
+            ('{"cmd":"status"', "malformed JSON"),
             ('[1,2]', "not a JSON object"),
         ]
         with open(f"{work}/state/rules/corrupt.imfrules", "wb") as f:

@@ -1,0 +1,225 @@
+#include "ctl/format.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace imf::ctl {
+
+namespace {
+
+const json::Value kNull;
+
+const json::Value& at(const json::Value& v, const char* key) {
+  const json::Value* p = v.find(key);
+  return p ? *p : kNull;
+}
+
+// A scalar as text: strings bare, numbers as JSON writes them, null as "-".
+std::string s(const json::Value& v) {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return v.as_string();
+  return json::to_string(v);
+}
+
+std::string version_text(const json::Value& v) { return v.is_null() ? "none" : "version " + s(v); }
+
+std::string pad(std::string text, size_t width, bool right = false) {
+  if (text.size() >= width) return text;
+  std::string fill(width - text.size(), ' ');
+  return right ? fill + text : text + fill;
+}
+
+std::string dataplane_line(const json::Value& dp, const json::Value& version) {
+  if (at(dp, "installed").is_bool() && at(dp, "installed").as_bool())
+    return "dataplane: installed (load " + s(at(dp, "load_ms")) + " ms, swap " + s(at(dp, "swap_ms")) + " ms)\n";
+  return "dataplane: not reachable (" + s(at(dp, "error")) + "); " + version_text(version) +
+         " will be installed when it is\n";
+}
+
+std::string pruned_line(const json::Value& pruned) {
+  if (!pruned.is_array() || pruned.as_array().empty()) return {};
+  std::string out = "removed old versions:";
+  for (const json::Value& v : pruned.as_array()) out += " " + s(v);
+  return out + "\n";
+}
+
+std::string rules_load(const json::Value& r) {
+  std::string out = version_text(at(r, "version")) + " active (" + s(at(r, "rules")) + " rules, compiled in " +
+                    s(at(r, "compile_ms")) + " ms; was " + version_text(at(r, "previous")) + ")\n";
+  return out + dataplane_line(at(r, "dataplane"), at(r, "version")) + pruned_line(at(r, "pruned"));
+}
+
+std::string rules_rollback(const json::Value& r) {
+  std::string out = version_text(at(r, "version")) + " active again (" + s(at(r, "rules")) + " rules; was " +
+                    version_text(at(r, "previous")) + ")\n";
+  return out + dataplane_line(at(r, "dataplane"), at(r, "version")) + pruned_line(at(r, "pruned"));
+}
+
+std::string rules_show(const json::Value& r) {
+  bool active = at(r, "active").is_bool() && at(r, "active").as_bool();
+  const json::Value& created = at(r, "created_unix_ms");
+  std::string out = "# " + version_text(at(r, "version")) + (active ? " (active)" : "") + ": " + s(at(r, "rules")) +
+                    " rules from " + s(at(r, "source")) + ", created " +
+                    (created.is_int() ? format_time(created.as_int()) : "?") + "\n";
+  std::string text = s(at(r, "text"));
+  if (!text.empty() && text.back() != '\n') text.push_back('\n');
+  return out + text;
+}
+
+std::string rules_diff(const json::Value& r) {
+  auto count = [&](const char* k) { return at(r, k).is_array() ? at(r, k).as_array().size() : 0; };
+  std::string out = version_text(at(r, "from")) + " -> " + version_text(at(r, "to")) + ": " +
+                    std::to_string(count("added")) + " added, " + std::to_string(count("removed")) + " removed, " +
+                    std::to_string(count("changed")) + " changed\n";
+  if (at(r, "added").is_array()) {
+    for (const json::Value& c : at(r, "added").as_array())
+      out += "+ " + s(at(c, "id")) + " (line " + s(at(c, "line")) + "): " + s(at(c, "text")) + "\n";
+  }
+  if (at(r, "removed").is_array()) {
+    for (const json::Value& c : at(r, "removed").as_array())
+      out += "- " + s(at(c, "id")) + " (line " + s(at(c, "line")) + "): " + s(at(c, "text")) + "\n";
+  }
+  if (at(r, "changed").is_array()) {
+    for (const json::Value& c : at(r, "changed").as_array()) {
+      out += "~ " + s(at(c, "id")) + "\n";
+      out += "    - (line " + s(at(c, "from_line")) + ") " + s(at(c, "from")) + "\n";
+      out += "    + (line " + s(at(c, "to_line")) + ") " + s(at(c, "to")) + "\n";
+    }
+  }
+  return out;
+}
+
+std::string rules_list(const json::Value& r) {
+  std::string out = "VERSION  ACTIVE  CREATED                 RULES  SOURCE\n";
+  if (!at(r, "versions").is_array()) return out;
+  for (const json::Value& v : at(r, "versions").as_array()) {
+    bool active = at(v, "active").is_bool() && at(v, "active").as_bool();
+    const json::Value& created = at(v, "created_unix_ms");
+    out += pad(s(at(v, "version")), 7, true) + "  " + pad(active ? "*" : "", 6) + "  " +
+           pad(created.is_int() ? format_time(created.as_int()) : "?", 22) + "  " + pad(s(at(v, "rules")), 5, true) +
+           "  " + (at(v, "error").is_string() ? "unreadable: " + s(at(v, "error")) : s(at(v, "source"))) + "\n";
+  }
+  return out;
+}
+
+std::string table_bulk(const json::Value& r) {
+  return s(at(r, "table")) + ": " + s(at(r, "rows")) + " rows loaded (" + s(at(r, "inserted")) + " new, " +
+         s(at(r, "updated")) + " updated" +
+         (at(r, "replace").is_bool() && at(r, "replace").as_bool() ? ", replaced" : "") + "); " + s(at(r, "size")) +
+         " rows in the table; " + s(at(r, "ms")) + " ms\n";
+}
+
+std::string table_list(const json::Value& r) {
+  std::string out = "TABLE                             ROWS\n";
+  if (!at(r, "tables").is_array()) return out;
+  for (const json::Value& t : at(r, "tables").as_array())
+    out += pad(s(at(t, "table")), 30) + "  " + pad(s(at(t, "rows")), 6, true) + "\n";
+  return out;
+}
+
+std::string stats(const json::Value& r) {
+  std::string out = "dataplane rules: " + version_text(at(r, "version")) + "\n";
+  if (at(r, "ports").is_array()) {
+    for (const json::Value& p : at(r, "ports").as_array())
+      out += "port " + s(at(p, "port")) + ": rx " + s(at(p, "rx")) + " pkts " + s(at(p, "rx_bytes")) + " bytes, tx " +
+             s(at(p, "tx")) + " pkts " + s(at(p, "tx_bytes")) + " bytes, rx_missed " + s(at(p, "rx_missed")) +
+             ", tx_errors " + s(at(p, "tx_errors")) + "\n";
+  }
+  if (at(r, "lcores").is_array()) {
+    for (const json::Value& l : at(r, "lcores").as_array())
+      out += "lcore " + s(at(l, "lcore")) + ": rx " + s(at(l, "rx")) + ", forwarded " + s(at(l, "forwarded")) + "\n";
+  }
+  if (at(r, "counters").is_object()) {
+    out += "counters:\n";
+    for (const auto& [k, v] : at(r, "counters").as_object()) out += "  " + pad(k, 24) + " " + s(v) + "\n";
+  }
+  if (at(r, "latency_ns").is_object()) {
+    out += "latency ns:";
+    for (const auto& [k, v] : at(r, "latency_ns").as_object()) out += " " + k + " " + s(v);
+    out += "\n";
+  }
+  if (at(r, "rules").is_array() && !at(r, "rules").as_array().empty()) {
+    out += "rule hits:\n";
+    for (const json::Value& h : at(r, "rules").as_array())
+      out += "  " + pad(s(at(h, "id")), 40) + " " + pad(s(at(h, "action")), 5) + " " + s(at(h, "hits")) + "\n";
+  }
+  return out;
+}
+
+std::string status(const json::Value& r) {
+  const json::Value& c = at(r, "control");
+  const json::Value& dp = at(r, "dataplane");
+  std::string out = "control: up " + s(at(c, "uptime_s")) + " s, pid " + s(at(c, "pid")) + ", active " +
+                    version_text(at(c, "active_version")) + ", kept:";
+  if (at(c, "versions_kept").is_array()) {
+    for (const json::Value& v : at(c, "versions_kept").as_array()) out += " " + s(v);
+  }
+  out += "\n";
+  const json::Value& last = at(c, "last_load");
+  if (last.is_object()) {
+    out += "last load: " + version_text(at(last, "version")) + " at " +
+           (at(last, "unix_ms").is_int() ? format_time(at(last, "unix_ms").as_int()) : "?") + ", " +
+           s(at(last, "rules")) + " rules compiled in " + s(at(last, "compile_ms")) + " ms\n";
+  } else {
+    out += "last load: none since start\n";
+  }
+  if (at(c, "resync_error").is_string()) out += "resync error: " + s(at(c, "resync_error")) + "\n";
+  if (at(c, "metrics_listen").is_string() && !at(c, "metrics_listen").as_string().empty())
+    out += "metrics: http://" + s(at(c, "metrics_listen")) + "/metrics\n";
+  if (!(at(dp, "reachable").is_bool() && at(dp, "reachable").as_bool())) {
+    out += "dataplane: not reachable (" + s(at(dp, "error")) + ")\n";
+    return out;
+  }
+  bool in_sync = at(dp, "in_sync").is_bool() && at(dp, "in_sync").as_bool();
+  out += "dataplane: reachable, runs " + version_text(at(dp, "version")) +
+         (at(dp, "in_sync").is_bool() ? (in_sync ? " (in sync)" : " (NOT in sync; resync pending)") : "") + ", up " +
+         s(at(dp, "uptime_s")) + " s, rule memory " + s(at(dp, "generation_bytes")) + " bytes\n";
+  const json::Value& li = at(dp, "last_install");
+  if (li.is_object())
+    out += "last install: " + version_text(at(li, "version")) + " at " +
+           (at(li, "unix_ms").is_int() ? format_time(at(li, "unix_ms").as_int()) : "?") + " (load " +
+           s(at(li, "load_ms")) + " ms, swap " + s(at(li, "swap_ms")) + " ms)\n";
+  return out;
+}
+
+std::string health(const json::Value& r) {
+  const json::Value& dp = at(r, "dataplane");
+  std::string out = "control: " + s(at(r, "control")) + "\n";
+  if (at(dp, "reachable").is_bool() && at(dp, "reachable").as_bool())
+    return out + "dataplane: reachable, " + version_text(at(dp, "version")) + "\n";
+  return out + "dataplane: not reachable (" + s(at(dp, "error")) + ")\n";
+}
+
+}  // namespace
+
+std::string format_time(int64_t unix_ms) {
+  time_t t = static_cast<time_t>(unix_ms / 1000);
+  tm tm{};
+  gmtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return b;
+}
+
+std::string format_result(const std::string& cmd, const json::Value& r) {
+  if (cmd == "rules.validate") return s(at(r, "source")) + ": " + s(at(r, "rules")) + " rules, valid\n";
+  if (cmd == "rules.load") return rules_load(r);
+  if (cmd == "rules.rollback") return rules_rollback(r);
+  if (cmd == "rules.show") return rules_show(r);
+  if (cmd == "rules.diff") return rules_diff(r);
+  if (cmd == "rules.list") return rules_list(r);
+  if (cmd == "table.set") return "set " + s(at(r, "key")) + " in " + s(at(r, "table")) + "\n";
+  if (cmd == "table.del") {
+    bool deleted = at(r, "deleted").is_bool() && at(r, "deleted").as_bool();
+    return (deleted ? "deleted " : "not present: ") + s(at(r, "key")) + " in " + s(at(r, "table")) + "\n";
+  }
+  if (cmd == "table.get") return s(at(r, "value")) + "\n";
+  if (cmd == "table.bulk") return table_bulk(r);
+  if (cmd == "table.list") return table_list(r);
+  if (cmd == "stats") return stats(r);
+  if (cmd == "status") return status(r);
+  if (cmd == "health") return health(r);
+  return json::to_string(r) + "\n";
+}
+
+}  // namespace imf::ctl
