@@ -5,6 +5,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "report.h"
 #include "rules/artifact.h"
 #include "rules/rule_parser.h"
+#include "table/kv_table.h"
 #include "worker.h"
 
 namespace {
@@ -198,6 +200,12 @@ int run(int argc, char** argv, bool* eal_up) {
   PortSet inspected;
   for (uint16_t p : opt.mqtt_ports) inspected.set(p);
 
+  // One QSBR thread slot per worker: grace periods for table memory.
+  size_t qsv_bytes = rte_rcu_qsbr_get_memsize(queues);
+  auto* qsv = static_cast<rte_rcu_qsbr*>(rte_zmalloc("imf_qsbr", qsv_bytes, RTE_CACHE_LINE_SIZE));
+  if (!qsv || rte_rcu_qsbr_init(qsv, queues) != 0) return fail("cannot set up RCU for the workers");
+  table::TableSet tables(opt.table_capacity, qsv);
+
   std::vector<std::unique_ptr<LcoreCtx>> workers;
   std::vector<LcoreCtx*> worker_ptrs;
   for (uint16_t q = 0; q < queues; ++q) {  // lcores was cut to `queues` above
@@ -206,6 +214,8 @@ int run(int argc, char** argv, bool* eal_up) {
     worker_ptrs.push_back(w.value().get());
     workers.push_back(std::move(w.value()));
     workers.back()->stop_after_rx = expected_packets;
+    workers.back()->qsv = qsv;
+    workers.back()->qsv_id = q;
   }
   RunInfo run_info;
   run_info.flows_per_lcore = opt.flows_per_lcore;
@@ -256,10 +266,10 @@ int run(int argc, char** argv, bool* eal_up) {
   for (auto& w : workers) {
     if (!main_works) rte_eal_remote_launch(worker_main, w.get(), w->lcore_id);
   }
-  // The agent starts with the workers: from here on, rule sets change only through it.
+  // The agent starts with the workers: from here on, rule sets and tables change only through it.
   std::unique_ptr<agent::Agent> agent_srv;
   if (!opt.agent_socket.empty()) {
-    auto a = agent::Agent::listen(opt.agent_socket, installer, [&] {
+    auto a = agent::Agent::listen(opt.agent_socket, installer, tables, [&] {
       return format_summary_json(collect_report(worker_ptrs, n_ports, installer.current().rules.size()), run_info,
                                  installer.current().rules);
     });

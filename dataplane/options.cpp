@@ -40,6 +40,7 @@ const char* usage() {
          "                          must already carry whole flows (net_pcap with one rx_pcap each)\n"
          "  --agent-socket PATH     serve the control process (install rule sets, status, stats)\n"
          "  --state-dir DIR         start from the control process's active rule set in DIR\n"
+         "  --table-capacity N      rows per table the control process may load (default 1048576)\n"
          "  --offline -r IN -w OUT  read a capture, write the forwarded packets to a capture\n";
 }
 
@@ -65,6 +66,7 @@ Result<Options> parse_options(int argc, char** argv) {
     kPrebalanced,
     kAgent,
     kStateDir,
+    kTableCapacity,
     kOffline,
     kHelp
   };
@@ -82,6 +84,7 @@ Result<Options> parse_options(int argc, char** argv) {
       {"prebalanced-queues", no_argument, nullptr, kPrebalanced},
       {"agent-socket", required_argument, nullptr, kAgent},
       {"state-dir", required_argument, nullptr, kStateDir},
+      {"table-capacity", required_argument, nullptr, kTableCapacity},
       {"offline", no_argument, nullptr, kOffline},
       {"help", no_argument, nullptr, kHelp},
       {nullptr, 0, nullptr, 0},
@@ -144,6 +147,10 @@ Result<Options> parse_options(int argc, char** argv) {
       case kPrebalanced: o.prebalanced_queues = true; break;
       case kAgent: o.agent_socket = optarg; break;
       case kStateDir: o.state_dir = optarg; break;
+      case kTableCapacity:
+        if (!parse_u32(optarg, 16, 1u << 28, &o.table_capacity))
+          return make_error(std::string("--table-capacity: '") + optarg + "' is not a number 16-268435456");
+        break;
       case kOffline: o.offline = true; break;
       case 'r': o.read_pcap = optarg; break;
       case 'w': o.write_pcap = optarg; break;

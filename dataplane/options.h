@@ -24,6 +24,7 @@ struct Options {
   bool prebalanced_queues = false;
   std::string agent_socket;  // empty: no agent
   std::string state_dir;     // the control process's state directory
+  uint32_t table_capacity = 1u << 20;
   // offline mode
   bool offline = false;
   std::string read_pcap;

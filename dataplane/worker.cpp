@@ -207,11 +207,17 @@ int worker_main(void* arg) {
   LcoreCtx& c = *static_cast<LcoreCtx*>(arg);
   rte_mbuf* pkts[kBurst];
   uint64_t rx_total = 0;
+  if (c.qsv) {
+    rte_rcu_qsbr_thread_register(c.qsv, c.qsv_id);
+    rte_rcu_qsbr_thread_online(c.qsv, c.qsv_id);
+  }
   c.loop_start_tsc = rte_rdtsc();
   uint64_t last_aging = c.loop_start_tsc;
 
   while (!c.stop->load(std::memory_order_relaxed)) {
     uint64_t now = rte_rdtsc();
+    /* Nothing read under RCU is held across iterations: report quiescence, pick up rule sets. */
+    if (c.qsv) rte_rcu_qsbr_quiescent(c.qsv, c.qsv_id);
     take_pending_engine(c);
 
     /* Flow aging, every aging_ticks (~100 us). */
@@ -240,6 +246,10 @@ int worker_main(void* arg) {
     if (c.stop_after_rx && rx_total >= c.stop_after_rx) break;
   }
   flush_tx(c);
+  if (c.qsv) {  // an lcore that stopped must not hold up grace periods
+    rte_rcu_qsbr_thread_offline(c.qsv, c.qsv_id);
+    rte_rcu_qsbr_thread_unregister(c.qsv, c.qsv_id);
+  }
   c.loop_end_tsc = rte_rdtsc();
   c.finished.store(true, std::memory_order_release);  // orders the final counters before the flag
   return 0;

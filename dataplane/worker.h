@@ -3,6 +3,7 @@
 
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 
 #include <atomic>
 #include <bitset>
@@ -50,6 +51,10 @@ struct alignas(64) LcoreCtx {
   uint64_t aging_ticks = 0;    // flow aging period
   uint64_t stop_after_rx = 0;  // offline mode: stop once this many packets were received
   const std::atomic<bool>* stop = nullptr;
+  // Grace periods for tables (and anything else freed under RCU): the lcore reports a quiescent
+  // state once per loop iteration, as thread `qsv_id` of `qsv`.
+  rte_rcu_qsbr* qsv = nullptr;
+  unsigned qsv_id = 0;
 
   std::unique_ptr<flow::FlowTable> flows;
   std::unique_ptr<inspect::FlowState[]> flow_state;  // indexed by flow slot

@@ -37,7 +37,7 @@ std::string times_json(const InstallTimes& t) {
 
 }  // namespace
 
-Result<std::unique_ptr<Agent>> Agent::listen(const std::string& path, RuleInstaller& installer,
+Result<std::unique_ptr<Agent>> Agent::listen(const std::string& path, RuleInstaller& installer, table::TableSet& tables,
                                              std::function<std::string()> stats_json) {
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof(addr.sun_path))
@@ -56,7 +56,7 @@ Result<std::unique_ptr<Agent>> Agent::listen(const std::string& path, RuleInstal
     ::close(fd);
     return make_error("agent socket " + path + ": " + e);
   }
-  return std::unique_ptr<Agent>(new Agent(fd, path, installer, std::move(stats_json)));
+  return std::unique_ptr<Agent>(new Agent(fd, path, installer, tables, std::move(stats_json)));
 }
 
 Agent::~Agent() { stop(); }
@@ -117,15 +117,69 @@ std::string Agent::handle(const std::string& line) {
     auto up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     char b[96];
     std::snprintf(b, sizeof(b), "\"uptime_s\":%.1f,\"generation_bytes\":%zu", up, installer_.generation_bytes());
+    std::string tables = ",\"tables\":[";
+    for (const auto& [name, rows] : tables_.sizes()) {
+      if (tables.back() != '[') tables += ',';
+      tables += "{\"table\":" + json_string(name) + ",\"rows\":" + std::to_string(rows) + "}";
+    }
     return "{\"ok\":true,\"version\":" + std::to_string(installer_.version()) + "," + b +
-           ",\"last_install\":" + times_json(installer_.last_install()) + "}\n";
+           ",\"last_install\":" + times_json(installer_.last_install()) + tables + "]}\n";
   }
   if (cmd == "stats") {
     if (auto e = only({}); !e.empty()) return error_line(e);
     std::string s = stats_json_();  // an object: splice "ok" and the version in front
     return "{\"ok\":true,\"version\":" + std::to_string(installer_.version()) + "," + s.substr(1);
   }
-  return error_line("unknown cmd '" + cmd + "' (install, status, stats)");
+  if (cmd.rfind("table.", 0) == 0) return handle_table(cmd, req);
+  return error_line("unknown cmd '" + cmd + "' (install, status, stats, table.load|set|del|get)");
+}
+
+std::string Agent::handle_table(const std::string& cmd, const json::Value& req) {
+  auto str = [&](const char* k) -> const std::string* {
+    const json::Value* v = req.find(k);
+    return v && v->is_string() ? &v->as_string() : nullptr;
+  };
+  auto check_members = [&](std::initializer_list<const char*> need) -> std::string {
+    for (const auto& [k, v] : req.as_object()) {
+      bool ok = k == "cmd";
+      for (const char* a : need) ok = ok || k == a;
+      if (!ok) return "unknown member '" + k + "' for cmd '" + cmd + "'";
+    }
+    for (const char* a : need) {
+      if (!str(a)) return cmd + " needs string member '" + a + "'";
+    }
+    return "";
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  if (cmd == "table.load") {
+    if (auto e = check_members({"table", "path"}); !e.empty()) return error_line(e);
+    auto n = tables_.load(*str("table"), *str("path"));
+    if (!n) return error_line(n.error());
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    char b[64];
+    std::snprintf(b, sizeof(b), ",\"rows\":%u,\"ms\":%.1f}\n", n.value(), ms);
+    return "{\"ok\":true,\"table\":" + json_string(*str("table")) + b;
+  }
+  if (cmd == "table.set") {
+    if (auto e = check_members({"table", "key", "value"}); !e.empty()) return error_line(e);
+    if (auto st = tables_.set(*str("table"), *str("key"), *str("value")); !st) return error_line(st.error());
+    return "{\"ok\":true}\n";
+  }
+  if (cmd == "table.del") {
+    if (auto e = check_members({"table", "key"}); !e.empty()) return error_line(e);
+    auto d = tables_.del(*str("table"), *str("key"));
+    if (!d) return error_line(d.error());
+    return std::string("{\"ok\":true,\"deleted\":") + (d.value() ? "true" : "false") + "}\n";
+  }
+  if (cmd == "table.get") {
+    if (auto e = check_members({"table", "key"}); !e.empty()) return error_line(e);
+    const table::KvTable* t = tables_.find(*str("table"));
+    if (!t) return error_line("no table '" + *str("table") + "'");
+    const table::Value* v = t->lookup(*str("key"));
+    if (!v) return "{\"ok\":true,\"found\":false}\n";
+    return "{\"ok\":true,\"found\":true,\"value\":" + json_string(std::string(v->data, v->len)) + "}\n";
+  }
+  return error_line("unknown cmd '" + cmd + "' (table.load, table.set, table.del, table.get)");
 }
 
 void Agent::run() {

@@ -11,6 +11,8 @@
 
 #include "agent/installer.h"
 #include "common/result.h"
+#include "proto/json.h"
+#include "table/kv_table.h"
 
 namespace imf::dp::agent {
 
@@ -19,7 +21,7 @@ class Agent {
   // stats_json() returns the counters object for "stats" (called on the agent thread).
   // Errors name the socket path. Setup thread.
   static Result<std::unique_ptr<Agent>> listen(const std::string& path, RuleInstaller& installer,
-                                               std::function<std::string()> stats_json);
+                                               table::TableSet& tables, std::function<std::string()> stats_json);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -31,13 +33,20 @@ class Agent {
   std::string handle(const std::string& line);
 
  private:
-  Agent(int fd, std::string path, RuleInstaller& installer, std::function<std::string()> stats_json)
-      : listen_fd_(fd), path_(std::move(path)), installer_(installer), stats_json_(std::move(stats_json)) {}
+  Agent(int fd, std::string path, RuleInstaller& installer, table::TableSet& tables,
+        std::function<std::string()> stats_json)
+      : listen_fd_(fd),
+        path_(std::move(path)),
+        installer_(installer),
+        tables_(tables),
+        stats_json_(std::move(stats_json)) {}
   void run();
+  std::string handle_table(const std::string& cmd, const json::Value& req);
 
   int listen_fd_;
   std::string path_;
   RuleInstaller& installer_;
+  table::TableSet& tables_;
   std::function<std::string()> stats_json_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> stop_{false};

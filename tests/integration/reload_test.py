@@ -9,7 +9,7 @@ subset of the same patterns, renamed "v<k>.<id>", so every event names the versi
 Checks: every event's rule belongs to the version the event names (no packet judged by a mix of
 versions, nor by a half-installed one); versions only move forward; every version judged traffic;
 no packet lost (every received packet forwarded, nothing refused by TX); bad agent requests get
-precise errors and change nothing.
+precise errors and change nothing; tables are set, replaced, deleted and loaded while traffic runs.
 
 usage: reload_test.py IMFD IMF_SYNTH MAKE_ARTIFACT
 """
@@ -115,6 +115,33 @@ def main():
             r = agent.raw(line)
             check(not r.get("ok") and want in r.get("error", ""), f"{line[:60]} -> error mentioning {want!r}: {r}")
         check(agent.ask(cmd="status").get("version") == 1, "bad requests left version 1 active")
+
+        # Tables: rows set, replaced, deleted and whole snapshots loaded while traffic runs.
+        check(agent.ask(cmd="table.set", table="markers", key="alice", value="verified_publisher") == {"ok": True},
+              "table.set")
+        check(agent.ask(cmd="table.get", table="markers", key="alice").get("value") == "verified_publisher",
+              "table.get returns the value")
+        agent.ask(cmd="table.set", table="markers", key="alice", value="")
+        check(agent.ask(cmd="table.get", table="markers", key="alice") == {"ok": True, "found": True, "value": ""},
+              "table.set replaces")
+        check(agent.ask(cmd="table.del", table="markers", key="alice") == {"ok": True, "deleted": True},
+              "table.del")
+        with open(f"{work}/markers.csv", "w") as f:
+            f.writelines(f"user{i},m{i % 64}\n" for i in range(50000))
+        r = agent.ask(cmd="table.load", table="markers", path=f"{work}/markers.csv")
+        check(r.get("ok") and r.get("rows") == 50000, f"table.load of 50,000 rows: {r}")
+        check(agent.ask(cmd="table.get", table="markers", key="user49999").get("value") == "m15",
+              "loaded rows are found")
+        st = agent.ask(cmd="status")
+        check(st.get("tables") == [{"table": "markers", "rows": 50000}], f"status lists the tables: {st.get('tables')}")
+        for req, want in [({"cmd": "table.set", "table": "markers", "key": "k" * 97, "value": "v"}, "keys are 1-96"),
+                          ({"cmd": "table.get", "table": "nope", "key": "k"}, "no table 'nope'"),
+                          ({"cmd": "table.set", "table": "markers", "key": "k"}, "needs string member 'value'"),
+                          ({"cmd": "table.load", "table": "markers", "path": f"{work}/none.csv"}, "cannot open")]:
+            r = agent.ask(**req)
+            check(not r.get("ok") and want in r.get("error", ""), f"{req['cmd']} error mentions {want!r}: {r}")
+        check(agent.ask(cmd="status").get("tables") == [{"table": "markers", "rows": 50000}],
+              "refused table requests changed nothing")
 
         installs = []
         for k in VERSIONS[1:]:
