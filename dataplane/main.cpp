@@ -158,7 +158,7 @@ int run(int argc, char** argv, bool* eal_up) {
   auto t0 = std::chrono::steady_clock::now();
   auto initial = initial_rules(opt);
   if (!initial) return fail(initial.error());
-  agent::RuleInstaller installer(opt.flows_per_lcore);
+  agent::RuleInstaller installer(opt.flows_per_lcore, size_t{opt.rules_memory_mb} << 20);
   if (auto st = installer.start(initial->compiled, initial->version); !st) return fail(st.error());
   const match::RuleGeneration& first_gen = installer.current();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();

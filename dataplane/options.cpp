@@ -41,6 +41,8 @@ const char* usage() {
          "  --agent-socket PATH     serve the control process (install rule sets, status, stats)\n"
          "  --state-dir DIR         start from the control process's active rule set in DIR\n"
          "  --table-capacity N      rows per table the control process may load (default 1048576)\n"
+         "  --rules-memory-mb N     memory the rule sets may hold at once, a swap's two versions\n"
+         "                          included; larger versions are refused (default 0: no limit)\n"
          "  --offline -r IN -w OUT  read a capture, write the forwarded packets to a capture\n";
 }
 
@@ -67,6 +69,7 @@ Result<Options> parse_options(int argc, char** argv) {
     kAgent,
     kStateDir,
     kTableCapacity,
+    kRulesMemory,
     kOffline,
     kHelp
   };
@@ -85,6 +88,7 @@ Result<Options> parse_options(int argc, char** argv) {
       {"agent-socket", required_argument, nullptr, kAgent},
       {"state-dir", required_argument, nullptr, kStateDir},
       {"table-capacity", required_argument, nullptr, kTableCapacity},
+      {"rules-memory-mb", required_argument, nullptr, kRulesMemory},
       {"offline", no_argument, nullptr, kOffline},
       {"help", no_argument, nullptr, kHelp},
       {nullptr, 0, nullptr, 0},
@@ -147,6 +151,10 @@ Result<Options> parse_options(int argc, char** argv) {
       case kPrebalanced: o.prebalanced_queues = true; break;
       case kAgent: o.agent_socket = optarg; break;
       case kStateDir: o.state_dir = optarg; break;
+      case kRulesMemory:
+        if (!parse_u32(optarg, 0, 1u << 22, &o.rules_memory_mb))
+          return make_error(std::string("--rules-memory-mb: '") + optarg + "' is not a number of MiB 0-4194304");
+        break;
       case kTableCapacity:
         if (!parse_u32(optarg, 16, 1u << 28, &o.table_capacity))
           return make_error(std::string("--table-capacity: '") + optarg + "' is not a number 16-268435456");

@@ -25,6 +25,7 @@ struct Options {
   std::string agent_socket;  // empty: no agent
   std::string state_dir;     // the control process's state directory
   uint32_t table_capacity = 1u << 20;
+  uint32_t rules_memory_mb = 0;  // 0: no limit
   // offline mode
   bool offline = false;
   std::string read_pcap;

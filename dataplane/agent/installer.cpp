@@ -41,6 +41,15 @@ Result<InstallTimes> RuleInstaller::install(const rules::CompiledRules& compiled
   auto gen_r = match::install_generation(compiled, version);
   if (!gen_r) return make_error(gen_r.error());
   std::unique_ptr<match::RuleGeneration> gen = std::move(gen_r.value());
+  size_t scratch = 0;
+  hs_scratch_size(gen->scratch_prototype.get(), &scratch);
+  size_t per_worker = size_t{flows_} * 2 * gen->stream_size + scratch + gen->rules.size() * sizeof(uint64_t);
+  size_t need = gen->db_size + std::max<size_t>(workers_.size(), 1) * per_worker;
+  if (budget_ && generation_bytes() + need > budget_) {
+    return make_error("version " + std::to_string(version) + " needs " + std::to_string(need >> 20) +
+                      " MiB beside the running version's " + std::to_string(generation_bytes() >> 20) +
+                      " MiB: over the rule-set memory budget of " + std::to_string(budget_ >> 20) + " MiB");
+  }
   std::vector<std::unique_ptr<Engine>> fresh;
   for (size_t i = 0; i < workers_.size(); ++i) {
     auto e = make_engine(*gen, flows_);

@@ -29,7 +29,10 @@ struct InstallTimes {
 
 class RuleInstaller {
  public:
-  explicit RuleInstaller(uint32_t flows_per_lcore) : flows_(flows_per_lcore) {}
+  // budget_bytes: most memory the rule sets may hold at once (databases, scratch, streams of
+  // every worker), the swap's two versions included; 0 = unlimited.
+  explicit RuleInstaller(uint32_t flows_per_lcore, size_t budget_bytes = 0)
+      : flows_(flows_per_lcore), budget_(budget_bytes) {}
   ~RuleInstaller();
   RuleInstaller(const RuleInstaller&) = delete;
   RuleInstaller& operator=(const RuleInstaller&) = delete;
@@ -42,7 +45,8 @@ class RuleInstaller {
   void attach(std::vector<LcoreCtx*> workers) { workers_ = std::move(workers); }
 
   // While the workers run: switch them all to `compiled` as `version`. On any error the running
-  // version stays. Waits at most `timeout` for the workers. One thread at a time (the agent).
+  // version stays; a version that would not fit beside the running one in the budget is refused
+  // before anything is allocated for it. Waits at most `timeout` for the workers. One thread at a time (the agent).
   Result<InstallTimes> install(const rules::CompiledRules& compiled, uint64_t version,
                                std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
@@ -55,6 +59,7 @@ class RuleInstaller {
   void free_retired();
 
   uint32_t flows_;
+  size_t budget_;
   std::vector<LcoreCtx*> workers_;
   std::vector<std::unique_ptr<match::RuleGeneration>> gens_;  // back() is current
   std::vector<std::unique_ptr<Engine>> engines_;              // every engine a worker holds or may hold

@@ -73,6 +73,10 @@ def main():
                 if in_version(i, k):
                     f.write(f"v{k}.{r[0]} alert {r[2]} {' '.join(r[3:])}\n")
         run(MAKE_ARTIFACT, f"{work}/v{k}.rules", str(k), f"{work}/state/rules/{k}.imfrules")
+    # A version too big for the rule-set memory budget imfd runs with (1 MiB here).
+    run(SYNTH, "rules", "--count", "1000", "--seed", "8", "--out", f"{work}/big.rules", "--triggers",
+        f"{work}/big.triggers")
+    run(MAKE_ARTIFACT, f"{work}/big.rules", "50", f"{work}/state/rules/50.imfrules")
     with open(f"{work}/state/rules/active", "w") as f:
         f.write("1\n")
 
@@ -83,7 +87,8 @@ def main():
         [IMFD, "--no-pci", "--no-huge", "--no-shconf", "-m", "1024", "-l", "0,1", "--file-prefix",
          f"reload{os.getpid()}", "--no-telemetry", "--vdev", f"net_pcap0,rx_pcap={work}/cap.pcap,infinite_rx=1",
          "--vdev", "net_null0,no-rx=1", "--", "--state-dir", f"{work}/state", "--agent-socket", sock,
-         "--events", events, "--summary-json", summary, "--flows", "1024", "--mbufs", str(packets + 8192)],
+         "--events", events, "--summary-json", summary, "--flows", "1024", "--mbufs", str(packets + 8192),
+         "--rules-memory-mb", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for _ in range(300):
@@ -114,6 +119,9 @@ def main():
         for line, want in bad:
             r = agent.raw(line)
             check(not r.get("ok") and want in r.get("error", ""), f"{line[:60]} -> error mentioning {want!r}: {r}")
+        r = agent.ask(cmd="install", version=50, artifact=f"{work}/state/rules/50.imfrules")
+        check(not r.get("ok") and "over the rule-set memory budget of 1 MiB" in r.get("error", ""),
+              f"a version over the memory budget is refused: {r}")
         check(agent.ask(cmd="status").get("version") == 1, "bad requests left version 1 active")
 
         # Tables: rows set, replaced, deleted and whole snapshots loaded while traffic runs.
