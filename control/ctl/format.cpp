@@ -102,11 +102,25 @@ std::string rules_list(const json::Value& r) {
   return out;
 }
 
+// What the dataplane made of a table change ("" from a daemon that does not say).
+std::string table_dataplane_line(const json::Value& r) {
+  const json::Value& dp = at(r, "dataplane");
+  if (!dp.is_object()) return {};
+  if (at(dp, "applied").is_bool() && at(dp, "applied").as_bool()) {
+    if (at(dp, "ms").is_null()) return "dataplane: applied\n";
+    return "dataplane: loaded " + s(at(dp, "rows")) + " rows in " + s(at(dp, "ms")) + " ms\n";
+  }
+  std::string out = "dataplane: not applied";
+  if (at(dp, "error").is_string()) out += " (" + s(at(dp, "error")) + ")";
+  if (at(dp, "note").is_string()) out += "; " + s(at(dp, "note"));
+  return out + "\n";
+}
+
 std::string table_bulk(const json::Value& r) {
   return s(at(r, "table")) + ": " + s(at(r, "rows")) + " rows loaded (" + s(at(r, "inserted")) + " new, " +
          s(at(r, "updated")) + " updated" +
          (at(r, "replace").is_bool() && at(r, "replace").as_bool() ? ", replaced" : "") + "); " + s(at(r, "size")) +
-         " rows in the table; " + s(at(r, "ms")) + " ms\n";
+         " rows in the table; " + s(at(r, "ms")) + " ms\n" + table_dataplane_line(r);
 }
 
 std::string table_list(const json::Value& r) {
@@ -179,6 +193,12 @@ std::string status(const json::Value& r) {
     out += "last install: " + version_text(at(li, "version")) + " at " +
            (at(li, "unix_ms").is_int() ? format_time(at(li, "unix_ms").as_int()) : "?") + " (load " +
            s(at(li, "load_ms")) + " ms, swap " + s(at(li, "swap_ms")) + " ms)\n";
+  if (at(dp, "tables").is_array()) {
+    out += "dataplane tables:";
+    for (const json::Value& t : at(dp, "tables").as_array())
+      out += " " + s(at(t, "table")) + " (" + s(at(t, "rows")) + " rows)";
+    out += at(dp, "tables").as_array().empty() ? " none\n" : "\n";
+  }
   return out;
 }
 
@@ -208,10 +228,11 @@ std::string format_result(const std::string& cmd, const json::Value& r) {
   if (cmd == "rules.show") return rules_show(r);
   if (cmd == "rules.diff") return rules_diff(r);
   if (cmd == "rules.list") return rules_list(r);
-  if (cmd == "table.set") return "set " + s(at(r, "key")) + " in " + s(at(r, "table")) + "\n";
+  if (cmd == "table.set") return "set " + s(at(r, "key")) + " in " + s(at(r, "table")) + "\n" + table_dataplane_line(r);
   if (cmd == "table.del") {
     bool deleted = at(r, "deleted").is_bool() && at(r, "deleted").as_bool();
-    return (deleted ? "deleted " : "not present: ") + s(at(r, "key")) + " in " + s(at(r, "table")) + "\n";
+    return (deleted ? "deleted " : "not present: ") + s(at(r, "key")) + " in " + s(at(r, "table")) + "\n" +
+           table_dataplane_line(r);
   }
   if (cmd == "table.get") return s(at(r, "value")) + "\n";
   if (cmd == "table.bulk") return table_bulk(r);

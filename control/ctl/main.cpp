@@ -75,7 +75,9 @@ const char* kTableHelp =
     "       imfctl table get NAME KEY\n"
     "       imfctl table bulk NAME FILE [--replace]\n"
     "       imfctl table list\n"
-    "CSV: one key,value row per line; the key runs to the first ',', the value is the rest of the line.\n";
+    "CSV: one key,value row per line; the key runs to the first ',', the value is the rest of the line.\n"
+    "Keys are 1-96 bytes, values 0-256 bytes (what the dataplane's tables hold). Each change is stored,\n"
+    "then sent to the dataplane; one it does not apply is loaded into it by the next resync.\n";
 
 struct Command {
   const char* group;  // "rules", "table" or nullptr for top-level

@@ -50,6 +50,42 @@ json::Value change_json(const RuleChange& c, bool with_from, bool with_to) {
   return o;
 }
 
+// The dataplane's start, estimated from a status as now - uptime_s, moves by rounding and timing
+// jitter (uptime_s has 0.1 s steps; answers to concurrent statuses are observed in any order); a
+// move later than this means a new process.
+constexpr auto kRestartSlack = std::chrono::milliseconds(1500);
+
+constexpr const char* kNoTablesNote = "the dataplane does not keep tables (its status lists none); nothing to apply";
+constexpr const char* kResyncNote = "the table is stored; the next resync loads it into the dataplane";
+
+// The "dataplane" member of a table change's result; `reply` is null when the dataplane keeps no
+// tables (nothing was sent).
+json::Value table_dataplane_json(const DataplaneReply* reply) {
+  json::Value dp = json::Object{};
+  dp.set("applied", reply && reply->kind == DataplaneReply::Kind::kOk);
+  if (!reply) {
+    dp.set("note", kNoTablesNote);
+  } else if (reply->kind == DataplaneReply::Kind::kRejected) {
+    dp.set("error", "dataplane refused: " + reply->error);
+    dp.set("note", kResyncNote);
+  } else if (reply->kind == DataplaneReply::Kind::kUnreachable) {
+    dp.set("error", reply->error);
+    dp.set("note", kResyncNote);
+  }
+  return dp;
+}
+
+// Why resync loads a table into the dataplane; empty when it need not. `theirs`: the dataplane's
+// row count (nullopt: it lacks the table).
+std::string why_load(bool dirty, bool changed_since, std::optional<int64_t> theirs, size_t ours) {
+  if (dirty) return "its copy may differ";
+  // The status predates a change that was forwarded: the counts are compared next round.
+  if (changed_since) return {};
+  if (!theirs) return "it has no such table";
+  if (*theirs != static_cast<int64_t>(ours)) return "it has " + std::to_string(*theirs) + " rows";
+  return {};
+}
+
 }  // namespace
 
 int64_t now_unix_ms() {
@@ -331,21 +367,88 @@ Result<json::Value> Control::rules_list() {
   return r;
 }
 
+Control::TableSync& Control::table_sync(const std::string& table) {
+  std::lock_guard lock(state_mu_);
+  auto& slot = table_sync_[table];
+  if (!slot) slot = std::make_unique<TableSync>();
+  return *slot;
+}
+
+std::map<std::string, uint64_t> Control::table_changes() {
+  std::map<std::string, uint64_t> out;
+  std::lock_guard lock(state_mu_);
+  for (const auto& [name, sync] : table_sync_) out[name] = sync->changes.load();
+  return out;
+}
+
+json::Value Control::forward_table_change(const json::Value& request, TableSync& sync) {
+  bool keeps_tables;
+  {
+    std::lock_guard lock(state_mu_);
+    keeps_tables = dataplane_tables_ != DataplaneTables::kNo;
+  }
+  if (!keeps_tables) {
+    sync.dirty = true;  // an imfd with tables that replaces this one gets the table loaded
+    return table_dataplane_json(nullptr);
+  }
+  DataplaneReply reply = dataplane_.call(request, timeouts_.query);
+  note_dataplane(reply);
+  if (reply.kind != DataplaneReply::Kind::kOk) {
+    sync.dirty = true;
+    spdlog::warn("table {}: {} not applied by the dataplane ({}); the next resync loads the table",
+                 request.find("table")->as_string(), request.find("cmd")->as_string(), reply.error);
+  }
+  return table_dataplane_json(&reply);
+}
+
+DataplaneReply Control::load_table(const std::string& table, TableSync& sync) {
+  json::Value req = json::Object{};
+  req.set("cmd", "table.load");
+  req.set("table", table);
+  req.set("path", tables_.snapshot_path(table));
+  DataplaneReply reply = dataplane_.call(req, timeouts_.table_load);
+  note_dataplane(reply);
+  sync.dirty = reply.kind != DataplaneReply::Kind::kOk;
+  return reply;
+}
+
 Result<json::Value> Control::table_set(const std::string& table, const std::string& key, const std::string& value) {
+  if (Status s = check_table_name(table); !s) return make_error("table " + table + ": " + s.error());
+  TableSync& sync = table_sync(table);
+  std::lock_guard lock(sync.mu);
   if (Status s = tables_.set(table, key, value); !s) return make_error("table " + table + ": " + s.error());
+  json::Value req = json::Object{};
+  req.set("cmd", "table.set");
+  req.set("table", table);
+  req.set("key", key);
+  req.set("value", value);
   json::Value r = json::Object{};
   r.set("table", table);
   r.set("key", key);
+  r.set("dataplane", forward_table_change(req, sync));
+  ++sync.changes;
   return r;
 }
 
 Result<json::Value> Control::table_del(const std::string& table, const std::string& key) {
+  if (Status s = check_table_name(table); !s) return make_error(s.error());
+  if (!tables_.rows(table)) return make_error("no table '" + table + "'");  // tables are never removed
+  TableSync& sync = table_sync(table);
+  std::lock_guard lock(sync.mu);
   auto d = tables_.del(table, key);
   if (!d) return make_error(d.error());
+  // Forwarded even when the key was absent here: deleting is idempotent, and it repairs a copy
+  // that still holds the key.
+  json::Value req = json::Object{};
+  req.set("cmd", "table.del");
+  req.set("table", table);
+  req.set("key", key);
   json::Value r = json::Object{};
   r.set("table", table);
   r.set("key", key);
   r.set("deleted", d.value());
+  r.set("dataplane", forward_table_change(req, sync));
+  ++sync.changes;
   return r;
 }
 
@@ -362,7 +465,10 @@ Result<json::Value> Control::table_get(const std::string& table, const std::stri
 
 Result<json::Value> Control::table_bulk(const std::string& table, const std::string& csv, const std::string& source,
                                         bool replace) {
+  if (Status s = check_table_name(table); !s) return make_error(s.error());
   auto t0 = std::chrono::steady_clock::now();
+  TableSync& sync = table_sync(table);
+  std::lock_guard lock(sync.mu);
   auto b = tables_.bulk(table, csv, source, replace);
   if (!b) return make_error(b.error());
   json::Value r = json::Object{};
@@ -373,6 +479,29 @@ Result<json::Value> Control::table_bulk(const std::string& table, const std::str
   r.set("size", b->size);
   r.set("replace", replace);
   r.set("ms", ms_since(t0));
+
+  bool keeps_tables;
+  {
+    std::lock_guard s(state_mu_);
+    keeps_tables = dataplane_tables_ != DataplaneTables::kNo;
+  }
+  json::Value dp;
+  if (!keeps_tables) {
+    sync.dirty = true;
+    dp = table_dataplane_json(nullptr);
+  } else {
+    DataplaneReply reply = load_table(table, sync);
+    dp = table_dataplane_json(&reply);
+    if (reply.kind == DataplaneReply::Kind::kOk) {
+      for (const char* k : {"rows", "ms"}) {
+        if (const json::Value* v = reply.body.find(k)) dp.set(k, *v);
+      }
+    } else {
+      spdlog::warn("table {}: snapshot not loaded by the dataplane ({}); the next resync loads it", table, reply.error);
+    }
+  }
+  r.set("dataplane", std::move(dp));
+  ++sync.changes;
   return r;
 }
 
@@ -404,6 +533,7 @@ Result<json::Value> Control::status() {
   req.set("cmd", "status");
   DataplaneReply reply = dataplane_.call(req, timeouts_.query);
   note_dataplane(reply);
+  if (reply.kind == DataplaneReply::Kind::kOk) observe_dataplane_status(reply.body);
 
   json::Value c = json::Object{};
   c.set("pid", static_cast<int64_t>(::getpid()));
@@ -457,6 +587,7 @@ Result<json::Value> Control::health() {
   req.set("cmd", "status");
   DataplaneReply reply = dataplane_.call(req, timeouts_.scrape);
   note_dataplane(reply);
+  if (reply.kind == DataplaneReply::Kind::kOk) observe_dataplane_status(reply.body);
   json::Value dp = json::Object{};
   dp.set("reachable", reply.kind != DataplaneReply::Kind::kUnreachable);
   if (reply.kind == DataplaneReply::Kind::kOk) {
@@ -470,32 +601,106 @@ Result<json::Value> Control::health() {
   return r;
 }
 
-void Control::resync() {
-  std::lock_guard lock(rules_mu_);
-  auto act = versions_.active();
-  json::Value req = json::Object{};
-  req.set("cmd", "status");
-  DataplaneReply reply = dataplane_.call(req, timeouts_.query);
-  note_dataplane(reply);
-  std::string error;
-  if (!act) {
-    error = act.error();
-  } else if (reply.kind == DataplaneReply::Kind::kRejected) {
-    error = "dataplane refused status: " + reply.error;
-  } else if (reply.kind == DataplaneReply::Kind::kOk && act.value()) {
-    const json::Value* v = reply.body.find("version");
-    uint64_t running = v && v->is_int() && v->as_int() > 0 ? static_cast<uint64_t>(v->as_int()) : 0;
-    uint64_t want = *act.value();
-    if (running != want) {
-      spdlog::info("dataplane runs version {}, version {} is active: installing it", running, want);
-      DataplaneReply r = install(want);
-      if (r.kind == DataplaneReply::Kind::kOk) {
-        spdlog::info("dataplane synced to version {}", want);
-      } else {
-        error = "installing version " + std::to_string(want) + ": " + r.error;
-      }
+void Control::observe_dataplane_status(const json::Value& body) {
+  const json::Value* tables = body.find("tables");
+  const json::Value* up = body.find("uptime_s");
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(state_mu_);
+  DataplaneTables keeps = tables && tables->is_array() ? DataplaneTables::kYes : DataplaneTables::kNo;
+  if (keeps != dataplane_tables_) {
+    if (keeps == DataplaneTables::kYes) {
+      spdlog::info("the dataplane keeps tables: table changes are forwarded to it");
+    } else {
+      spdlog::info("the dataplane does not keep tables (its status lists none): tables are not sent to it");
     }
   }
+  dataplane_tables_ = keeps;
+  if (!up || !up->is_number() || up->as_double() < 0) return;
+  double uptime = up->as_double();
+  auto started =
+      now - std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(uptime));
+  // It started later than it did at the previous status (its uptime went down, or grew less than
+  // the time since): a new process, whose tables hold whatever it started with.
+  if (dataplane_started_ && started > *dataplane_started_ + kRestartSlack) {
+    spdlog::info("the dataplane restarted (up {} s): every table will be loaded into it", uptime);
+    for (auto& [name, sync] : table_sync_) sync->dirty = true;
+  }
+  dataplane_started_ = started;
+}
+
+void Control::sync_tables(const json::Value& status_body, const std::map<std::string, uint64_t>& changes_before,
+                          std::string* errors) {
+  const json::Value* listed = status_body.find("tables");
+  if (!listed || !listed->is_array()) return;  // an imfd without tables: nothing to sync
+  std::map<std::string, int64_t> theirs;
+  for (const json::Value& t : listed->as_array()) {
+    const json::Value* name = t.find("table");
+    const json::Value* rows = t.find("rows");
+    if (name && name->is_string() && rows && rows->is_int()) theirs[name->as_string()] = rows->as_int();
+  }
+  for (const TableInfo& info : tables_.list()) {
+    TableSync& sync = table_sync(info.name);
+    std::lock_guard lock(sync.mu);
+    auto ours = tables_.rows(info.name);
+    if (!ours) continue;
+    auto it = theirs.find(info.name);
+    // An empty table the dataplane lacks: nothing to give it, and no table slot spent on it.
+    if (it == theirs.end() && *ours == 0) continue;
+    auto before = changes_before.find(info.name);
+    bool changed_since = sync.changes != (before == changes_before.end() ? 0 : before->second);
+    std::string why = why_load(sync.dirty, changed_since,
+                               it == theirs.end() ? std::nullopt : std::optional<int64_t>(it->second), *ours);
+    if (why.empty()) continue;
+    DataplaneReply r = load_table(info.name, sync);
+    if (r.kind == DataplaneReply::Kind::kOk) {
+      // Failures are not logged here: they make the resync error, logged once while it lasts.
+      const json::Value* ms = r.body.find("ms");
+      spdlog::info("table {}: loaded into the dataplane ({}): {} rows{}", info.name, why, *ours,
+                   ms && ms->is_number() ? " in " + json::to_string(*ms) + " ms" : std::string());
+      continue;
+    }
+    if (!errors->empty()) *errors += "; ";
+    *errors += "loading table " + info.name + ": " +
+               (r.kind == DataplaneReply::Kind::kRejected ? "dataplane refused: " : "") + r.error;
+    if (r.kind == DataplaneReply::Kind::kUnreachable) break;  // the others would wait in vain
+  }
+}
+
+void Control::resync() {
+  // Taken before the status is asked, so a change that lands after it is recognized.
+  std::map<std::string, uint64_t> changes_before = table_changes();
+  std::string error;
+  json::Value status_body;
+  {
+    std::lock_guard lock(rules_mu_);
+    auto act = versions_.active();
+    json::Value req = json::Object{};
+    req.set("cmd", "status");
+    DataplaneReply reply = dataplane_.call(req, timeouts_.query);
+    note_dataplane(reply);
+    if (reply.kind == DataplaneReply::Kind::kOk) observe_dataplane_status(reply.body);
+    if (!act) {
+      error = act.error();
+    } else if (reply.kind == DataplaneReply::Kind::kRejected) {
+      error = "dataplane refused status: " + reply.error;
+    } else if (reply.kind == DataplaneReply::Kind::kOk && act.value()) {
+      const json::Value* v = reply.body.find("version");
+      uint64_t running = v && v->is_int() && v->as_int() > 0 ? static_cast<uint64_t>(v->as_int()) : 0;
+      uint64_t want = *act.value();
+      if (running != want) {
+        spdlog::info("dataplane runs version {}, version {} is active: installing it", running, want);
+        DataplaneReply r = install(want);
+        if (r.kind == DataplaneReply::Kind::kOk) {
+          spdlog::info("dataplane synced to version {}", want);
+        } else {
+          error = "installing version " + std::to_string(want) + ": " + r.error;
+        }
+      }
+    }
+    if (reply.kind == DataplaneReply::Kind::kOk) status_body = std::move(reply.body);
+  }
+  // Outside rules_mu_: a long table load does not hold up a rules load.
+  if (!status_body.is_null()) sync_tables(status_body, changes_before, &error);
   std::lock_guard s(state_mu_);
   if (error != resync_error_ && !error.empty()) spdlog::error("resync: {}", error);
   resync_error_ = error;

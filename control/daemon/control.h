@@ -6,15 +6,22 @@
 // then is marked active on disk. The resync thread calls resync() so the dataplane ends up running
 // what the disk says is active, whatever was down when.
 //
+// Tables live in <state_dir>/tables; each change is forwarded to the dataplane's copy right after
+// its snapshot is written (a whole snapshot, table.load, after a bulk), and resync() loads the
+// snapshot of any table whose copy may differ (row counts differ, a forward failed, the dataplane
+// restarted, or this process just started).
+//
 // Thread-safety: every method may be called from any thread at once. Compiles run in parallel;
 // activations (load, rollback, resync installs) are serialized by one lock, so versions are
 // numbered and activated in one order.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -32,9 +39,10 @@ namespace imf::control {
 using Progress = std::function<void(const std::string&)>;
 
 struct ControlTimeouts {
-  std::chrono::milliseconds install{120000};  // the agent answers once every worker switched
-  std::chrono::milliseconds query{3000};      // status, stats
-  std::chrono::milliseconds scrape{1000};     // stats for a metrics scrape
+  std::chrono::milliseconds install{120000};    // the agent answers once every worker switched
+  std::chrono::milliseconds query{3000};        // status, stats
+  std::chrono::milliseconds scrape{1000};       // stats for a metrics scrape
+  std::chrono::milliseconds table_load{60000};  // the agent reads a whole snapshot (1M rows: seconds)
 };
 
 class Control {
@@ -63,8 +71,14 @@ class Control {
   // rules.list: the kept versions and which one is active.
   Result<json::Value> rules_list();
 
+  // table.set, table.del, table.bulk: change the table, write its snapshot, then forward the
+  // change to the dataplane (table.set / table.del, or table.load of the snapshot after a bulk).
+  // The command succeeds once the snapshot is written; the result's "dataplane" member says
+  // whether the dataplane applied it: {"applied":true} or {"applied":false,"error"|"note"}.
+  // A change the dataplane did not apply is fixed by the next resync (the table is loaded whole).
   Result<json::Value> table_set(const std::string& table, const std::string& key, const std::string& value);
   Result<json::Value> table_del(const std::string& table, const std::string& key);
+  // table.get: reads the control process's copy; no dataplane exchange.
   Result<json::Value> table_get(const std::string& table, const std::string& key);
   Result<json::Value> table_bulk(const std::string& table, const std::string& csv, const std::string& source,
                                  bool replace);
@@ -77,8 +91,9 @@ class Control {
   // health: ok while the control process runs; says whether the dataplane answers.
   Result<json::Value> health();
 
-  // One resync round: asks the dataplane's version and installs the active one if it differs.
-  // Connection failures are expected (dataplane down) and only recorded. Resync thread.
+  // One resync round: asks the dataplane's status, installs the active version if it runs another,
+  // then, when the status lists "tables", loads the snapshot of every table whose dataplane copy
+  // may differ. Connection failures are expected (dataplane down) and only recorded. Resync thread.
   void resync();
 
   // The Prometheus exposition text for GET /metrics; queries the dataplane (scrape timeout).
@@ -102,6 +117,36 @@ class Control {
   Result<json::Value> activate(uint64_t version, bool fresh, const Progress& progress);
   DataplaneReply install(uint64_t version);
   void note_dataplane(const DataplaneReply& reply);
+
+  // Per table: serializes a change with its forwarding, and loads, so the dataplane sees changes
+  // in the order the snapshots were written.
+  struct TableSync {
+    std::mutex mu;
+    // The dataplane's copy may differ from the snapshot: resync loads it. Set when a forward or a
+    // load fails and when the dataplane restarts; cleared only by a load that succeeded. True at
+    // creation: nothing is known of the dataplane's copy when this process starts. Atomic so a
+    // detected restart can mark every table without waiting for a change in progress.
+    std::atomic<bool> dirty{true};
+    // Changes made (each after its forward). A table whose count moved since resync asked the
+    // status is not compared by row count that round: the status predates the change.
+    // Both atomics are sequentially consistent (the default): a change counted after its forward
+    // answered is seen by a resync that reads the counts before asking the status.
+    std::atomic<uint64_t> changes{0};
+  };
+  TableSync& table_sync(const std::string& table);
+  // With sync.mu held: sends a table.set/table.del; the result's "dataplane" member.
+  json::Value forward_table_change(const json::Value& request, TableSync& sync);
+  // With sync.mu held: sends table.load of the table's snapshot.
+  DataplaneReply load_table(const std::string& table, TableSync& sync);
+  // Learns from a status response whether the dataplane keeps tables and whether it restarted
+  // since the previous status (then every table is marked dirty).
+  void observe_dataplane_status(const json::Value& body);
+  // Every known table's change count.
+  std::map<std::string, uint64_t> table_changes();
+  // Loads the tables that may differ, given the dataplane's status and the change counts from
+  // before it was asked; appends errors to `errors`.
+  void sync_tables(const json::Value& status_body, const std::map<std::string, uint64_t>& changes_before,
+                   std::string* errors);
 
   ControlConfig config_;
   DataplaneLink& dataplane_;
@@ -127,6 +172,11 @@ class Control {
   int64_t last_resync_unix_ms_ = 0;
   std::string metrics_address_;
   std::map<uint64_t, ArtifactInfo> artifact_cache_;
+  std::map<std::string, std::unique_ptr<TableSync>> table_sync_;
+  enum class DataplaneTables : uint8_t { kUnknown, kYes, kNo };
+  DataplaneTables dataplane_tables_ = DataplaneTables::kUnknown;  // from the newest status
+  // When the dataplane started, estimated from the newest status's uptime_s.
+  std::optional<std::chrono::steady_clock::time_point> dataplane_started_;
 };
 
 int64_t now_unix_ms();

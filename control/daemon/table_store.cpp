@@ -29,6 +29,13 @@ std::string bad_bytes(std::string_view s, bool is_key) {
   return {};
 }
 
+// A key as error messages show it: long ones cut, so one bad row cannot flood a message.
+std::string shown_key(std::string_view key) {
+  constexpr size_t kShown = 40;
+  if (key.size() <= kShown) return std::string(key);
+  return std::string(key.substr(0, kShown)) + "...";
+}
+
 }  // namespace
 
 Status check_table_name(std::string_view name) {
@@ -40,21 +47,24 @@ Status check_table_name(std::string_view name) {
   return Ok{};
 }
 
-Status check_key(std::string_view key) {
+Status check_key(std::string_view key, const RowLimits& limits) {
   if (key.empty()) return make_error("empty key");
-  if (key.size() > kMaxKeyBytes) return make_error("key longer than " + std::to_string(kMaxKeyBytes) + " bytes");
+  if (key.size() > limits.key_bytes)
+    return make_error("key '" + shown_key(key) + "' is " + std::to_string(key.size()) + " bytes, over the limit of " +
+                      std::to_string(limits.key_bytes) + " bytes");
   if (std::string why = bad_bytes(key, true); !why.empty()) return make_error("key " + why);
   return Ok{};
 }
 
-Status check_value(std::string_view value) {
-  if (value.size() > kMaxValueBytes)
-    return make_error("value longer than " + std::to_string(kMaxValueBytes) + " bytes");
+Status check_value(std::string_view value, const RowLimits& limits) {
+  if (value.size() > limits.value_bytes)
+    return make_error("value is " + std::to_string(value.size()) + " bytes, over the limit of " +
+                      std::to_string(limits.value_bytes) + " bytes");
   if (std::string why = bad_bytes(value, false); !why.empty()) return make_error("value " + why);
   return Ok{};
 }
 
-Result<Rows> parse_csv(std::string_view text, const std::string& source) {
+Result<Rows> parse_csv(std::string_view text, const std::string& source, const RowLimits& limits) {
   Rows rows;
   rows.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
   std::string errors;
@@ -72,10 +82,10 @@ Result<Rows> parse_csv(std::string_view text, const std::string& source) {
     size_t comma = line.find(',');
     if (comma == std::string_view::npos) {
       problem = "missing ',' between key and value";
-    } else if (Status s = check_key(line.substr(0, comma)); !s) {
+    } else if (Status s = check_key(line.substr(0, comma), limits); !s) {
       problem = s.error();
-    } else if (Status v = check_value(line.substr(comma + 1)); !v) {
-      problem = v.error();
+    } else if (Status v = check_value(line.substr(comma + 1), limits); !v) {
+      problem = "key '" + shown_key(line.substr(0, comma)) + "': " + v.error();
     }
     if (!problem.empty()) {
       if (++n_errors <= kMaxReportedErrors) {
@@ -117,7 +127,7 @@ Status TableStore::init() {
     if (!in) return make_error(path(name) + ": cannot open");
     std::stringstream ss;
     ss << in.rdbuf();
-    auto rows = parse_csv(ss.str(), path(name));
+    auto rows = parse_csv(ss.str(), path(name), kSnapshotLimits);
     if (!rows) return make_error(rows.error());
     Table* t = find_or_create(name);
     std::lock_guard lock(t->mu);
@@ -158,7 +168,7 @@ Status TableStore::write_snapshot(const std::string& name,
 Status TableStore::set(const std::string& table, const std::string& key, const std::string& value) {
   if (Status s = check_table_name(table); !s) return s;
   if (Status s = check_key(key); !s) return s;
-  if (Status s = check_value(value); !s) return s;
+  if (Status s = check_value(value); !s) return make_error("key '" + shown_key(key) + "': " + s.error());
   Table* t = find_or_create(table);
   std::lock_guard lock(t->mu);
   std::optional<std::string> old;
@@ -253,6 +263,13 @@ Result<BulkResult> TableStore::bulk(const std::string& table, std::string_view c
   }
   r.size = t->rows.size();
   return r;
+}
+
+std::optional<size_t> TableStore::rows(const std::string& name) const {
+  Table* t = find(name);
+  if (!t) return std::nullopt;
+  std::lock_guard lock(t->mu);
+  return t->rows.size();
 }
 
 std::vector<TableInfo> TableStore::list() const {

@@ -8,7 +8,10 @@
 //
 // CSV: one `key,value` row per line; the key runs to the first ',', the value is the rest of the
 // line (it may hold commas). No quoting. A trailing '\r' is dropped; blank lines are skipped.
-// Keys are 1-1024 bytes without ',', CR, LF or NUL; values 0-65536 bytes without CR, LF or NUL.
+// Keys are 1-96 bytes without ',', CR, LF or NUL; values 0-256 bytes without CR, LF or NUL: what
+// the dataplane's tables hold, checked here so the dataplane rarely refuses a change. Snapshots
+// written before these limits (keys up to 1024, values up to 65536 bytes) still load at start;
+// the dataplane refuses their long rows, which the resync reports.
 //
 // Thread-safety: every method may be called from any thread. Each table has its own lock, held
 // across a change and its snapshot write, so snapshots are written in the order changes happen.
@@ -25,22 +28,30 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/table_limits.h"
 
 namespace imf::control {
 
-inline constexpr size_t kMaxKeyBytes = 1024;
-inline constexpr size_t kMaxValueBytes = 65536;
+// Row limits: new rows are held to the dataplane's (control/common/table_limits.h).
+struct RowLimits {
+  size_t key_bytes;
+  size_t value_bytes;
+};
+inline constexpr RowLimits kDataplaneLimits{kTableMaxKey, kTableMaxValue};  // new rows (set, bulk)
+inline constexpr RowLimits kSnapshotLimits{1024, 65536};                    // snapshots read at start
 
 // Table names: 1-64 characters of A-Z a-z 0-9 _ . - , not starting with '.'.
 Status check_table_name(std::string_view name);
-Status check_key(std::string_view key);
-Status check_value(std::string_view value);
+// Errors name the key ("key 'k' is 120 bytes, over the limit of 96 bytes").
+Status check_key(std::string_view key, const RowLimits& limits = kDataplaneLimits);
+// Errors say what is wrong with the value; callers name the key.
+Status check_value(std::string_view value, const RowLimits& limits = kDataplaneLimits);
 
 using Rows = std::vector<std::pair<std::string, std::string>>;
 
 // Parses CSV text; errors read "SOURCE:LINE: problem", at most 10 of them, then a count of the
 // rest. Pure.
-Result<Rows> parse_csv(std::string_view text, const std::string& source);
+Result<Rows> parse_csv(std::string_view text, const std::string& source, const RowLimits& limits = kDataplaneLimits);
 
 struct BulkResult {
   size_t rows = 0;      // data rows in the input
@@ -71,7 +82,12 @@ class TableStore {
   // Parses `csv` whole first: on any error nothing changes. Then upserts every row (the last row
   // of a key wins), or with `replace` makes the rows the table's whole content.
   Result<BulkResult> bulk(const std::string& table, std::string_view csv, const std::string& source, bool replace);
+  // Tables and their row counts, by name.
   std::vector<TableInfo> list() const;
+  // Rows in `name`; nullopt when there is no such table.
+  std::optional<size_t> rows(const std::string& name) const;
+  // The snapshot file of `name` (absolute when the directory given is): what the dataplane loads.
+  std::string snapshot_path(const std::string& name) const { return path(name); }
 
  private:
   struct Table {

@@ -20,11 +20,12 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/table_limits.h"
 
 namespace imf::dp::table {
 
-inline constexpr uint32_t kMaxKey = 96;     // an MQTT account as the dataplane keeps it
-inline constexpr uint32_t kMaxValue = 256;  // markers and state, encoded by the control process
+inline constexpr uint32_t kMaxKey = kTableMaxKey;
+inline constexpr uint32_t kMaxValue = kTableMaxValue;
 inline constexpr uint32_t kMaxTables = 16;
 
 struct Value {

@@ -151,6 +151,19 @@ def main():
         check(rc == 0 and env.agent(cmd="status")["version"] == 1 and env.active_on_disk() == 1,
               f"rollback to version 1 reaches disk and dataplane ({rc} {res} {err})")
 
+        # Tables reach the dataplane: single rows and a bulk load, read back through imfd's agent.
+        rc, res, err = env.ctl("table", "set", "markers", "alice", "verified_publisher")
+        check(rc == 0 and env.agent(cmd="table.get", table="markers", key="alice").get("value")
+              == "verified_publisher", f"table set reaches imfd ({rc} {res} {err})")
+        with open(f"{d}/markers.csv", "w") as f:
+            f.writelines(f"user{i},m{i % 64}\n" for i in range(20000))
+        rc, res, err = env.ctl("table", "bulk", "markers", f"{d}/markers.csv")
+        st = env.agent(cmd="status")
+        check(rc == 0 and {"table": "markers", "rows": 20001} in st.get("tables", []),
+              f"table bulk reaches imfd: {st.get('tables')} ({rc} {err})")
+        rc, res, err = env.ctl("table", "set", "markers", "k" * 97, "v")
+        check(rc != 0 and "96" in (err or ""), f"an over-long key is refused by imf-control ({rc} {err.strip()})")
+
         if check(port.startswith("127.0.0.1:") and not port.endswith(":0"), f"metrics on {port}"):
             text = urllib.request.urlopen(f"http://{port}/metrics", timeout=5).read().decode()
             check("imf_dataplane_up 1" in text and "imf_rules_version 1" in text and "rx_packets" in text,
@@ -165,6 +178,8 @@ def main():
               f"forwarded {c['forwarded']}")
         check(env.start_imfd(packets) and env.agent(cmd="status")["version"] == 1,
               "a restarted imfd comes back on active version 1")
+        check(wait_for(lambda: {"table": "markers", "rows": 20001} in env.agent(cmd="status").get("tables", []), 15),
+              "the control process reloads the tables into the restarted imfd")
         check(wait_for(lambda: env.ctl("status")[1]["dataplane"].get("in_sync") is True, 10),
               "the control process sees the restarted dataplane in sync")
         rc, res, err = env.ctl("rules", "load", f"{d}/v2.rules")

@@ -6,10 +6,12 @@
 Starts imf-control with a temporary configuration and state directory. The dataplane side is
 FakeAgent below: a small Python STAND-IN for imfd's agent socket, only here to test the control
 side's client behaviour (install after a load, resync after the agent restarts, metrics from its
-stats). It is not the dataplane; the end-to-end test with the real imfd lives with the dataplane.
+stats, table changes forwarded and tables reloaded). It is not the dataplane; the end-to-end test
+with the real imfd lives with the dataplane.
 
 Covers: rules validate/load/list/show/diff/rollback, a failed load leaving state untouched, table
-bulk/get, the permission check (as `nobody` and `daemon` when run as root), oversized and malformed
+bulk/get/set/del and their forwarding to the dataplane (table.load/set/del), the row limits, table
+resync after the agent restarts or misses a change, an agent without tables, the permission check (as `nobody` and `daemon` when run as root), oversized and malformed
 requests, unknown commands, kill -9 in the middle of a 10k-rule load and restart, resync, metrics.
 Prints measured figures (10k-rule compile+load through imfctl, 1M-row bulk load). Ends with a line
 `N passed, M failed`; exit status 0 only when nothing failed.
@@ -77,19 +79,28 @@ class FakeAgent:
     request line, one response line. Checks installed artifacts the way imfd does (whole, right
     version) so the control side's client behaviour can be tested without a dataplane."""
 
+    MAX_KEY, MAX_VALUE = 96, 256  # imfd's table limits (dataplane/table/kv_table.h)
+
     def __init__(self, path):
         self.path = path
         self.version = 0
         self.install_delay = 0.0
         self.refuse = None  # error text to refuse installs with
+        self.keeps_tables = True  # False: an older imfd (no "tables" in status, table.* unknown)
+        self.tables = {}  # name -> {key: value}
         self.requests = []
         self.lock = threading.Lock()
         self.sock = None
         self.thread = None
         self.started = time.time()
 
-    def start(self, version=0):
+    def start(self, version=0, keeps_tables=True, tables=None):
+        """(Re)starts like a fresh imfd: running `version`, holding `tables` (default none), uptime
+        from zero."""
         self.version = version
+        self.keeps_tables = keeps_tables
+        with self.lock:
+            self.tables = tables or {}
         self.started = time.time()
         if os.path.exists(self.path):
             os.unlink(self.path)
@@ -108,6 +119,18 @@ class FakeAgent:
     def installs(self):
         with self.lock:
             return [r for r in self.requests if r.get("cmd") == "install"]
+
+    def table_requests(self):
+        with self.lock:
+            return [r for r in self.requests if r.get("cmd", "").startswith("table.")]
+
+    def statuses(self):
+        with self.lock:
+            return sum(1 for r in self.requests if r.get("cmd") == "status")
+
+    def table(self, name):
+        with self.lock:
+            return dict(self.tables.get(name, {}))
 
     def _run(self, sock):
         while True:
@@ -134,8 +157,52 @@ class FakeAgent:
             except OSError:
                 pass
 
+    def _table_answer(self, cmd, req):
+        if not self.keeps_tables:
+            return {"ok": False, "error": f"unknown cmd '{cmd}' (install, status, stats)"}
+        name = req["table"]
+        for k in ("key", "value"):
+            limit = self.MAX_KEY if k == "key" else self.MAX_VALUE
+            if k in req and len(req[k].encode()) > limit:
+                return {"ok": False, "error": f"{k} longer than {limit} bytes"}
+        if cmd == "table.load":
+            # Reads the snapshot the way imfd does: key,value lines, split at the first comma.
+            path = req["path"]
+            if not os.path.isabs(path):
+                return {"ok": False, "error": f"{path}: not absolute"}
+            rows = {}
+            t0 = time.monotonic()
+            try:
+                with open(path, "rb") as f:
+                    for n, line in enumerate(f, 1):
+                        k, sep, v = line.rstrip(b"\n").partition(b",")
+                        if not sep or len(k) > self.MAX_KEY or len(v) > self.MAX_VALUE:
+                            return {"ok": False, "error": f"{path}:{n}: bad row"}
+                        rows[k.decode()] = v.decode()
+            except OSError as e:
+                return {"ok": False, "error": str(e)}
+            with self.lock:
+                if name not in self.tables and len(self.tables) >= 16:
+                    return {"ok": False, "error": "too many tables (16)"}
+                self.tables[name] = rows
+            return {"ok": True, "table": name, "rows": len(rows), "ms": round((time.monotonic() - t0) * 1000, 1)}
+        with self.lock:
+            if cmd == "table.set":
+                self.tables.setdefault(name, {})[req["key"]] = req["value"]
+                return {"ok": True}
+            if name not in self.tables:
+                return {"ok": False, "error": f"no table '{name}'"}
+            if cmd == "table.del":
+                return {"ok": True, "deleted": self.tables[name].pop(req["key"], None) is not None}
+            if cmd == "table.get":
+                v = self.tables[name].get(req["key"])
+                return {"ok": True, "found": False} if v is None else {"ok": True, "found": True, "value": v}
+        return {"ok": False, "error": f"unknown cmd '{cmd}'"}
+
     def _answer(self, req):
         cmd = req.get("cmd")
+        if (cmd or "").startswith("table."):
+            return self._table_answer(cmd, req)
         if cmd == "install":
             if self.install_delay:
                 time.sleep(self.install_delay)
@@ -147,9 +214,13 @@ class FakeAgent:
             self.version = req["version"]
             return {"ok": True, "version": self.version, "load_ms": 2.5, "swap_ms": 0.5}
         if cmd == "status":
-            return {"ok": True, "version": self.version, "uptime_s": round(time.time() - self.started, 1),
-                    "last_install": {"version": self.version, "unix_ms": int(time.time() * 1000), "load_ms": 2.5,
-                                     "swap_ms": 0.5}, "generation_bytes": 123456}
+            st = {"ok": True, "version": self.version, "uptime_s": round(time.time() - self.started, 1),
+                  "last_install": {"version": self.version, "unix_ms": int(time.time() * 1000), "load_ms": 2.5,
+                                   "swap_ms": 0.5}, "generation_bytes": 123456}
+            if self.keeps_tables:
+                with self.lock:
+                    st["tables"] = [{"table": n, "rows": len(t)} for n, t in sorted(self.tables.items())]
+            return st
         if cmd == "stats":
             return {"ok": True, "version": self.version,
                     "ports": [{"port": 0, "rx": 100, "tx": 90, "rx_bytes": 6400, "tx_bytes": 5760, "rx_missed": 1,
@@ -398,6 +469,46 @@ class Test:
             rows = f.read().splitlines()
         assert len(rows) == 100001 and "alice,vip" in rows, len(rows)
 
+    def t_table_forwarding(self):
+        snapshot = os.path.join(self.state, "tables/accounts.csv")
+        # The bulk above was loaded whole; the set after it was forwarded as one change.
+        loads = [r for r in self.agent.table_requests() if r["cmd"] == "table.load"]
+        assert {"cmd": "table.load", "table": "accounts", "path": snapshot} in loads, loads
+        assert {"cmd": "table.set", "table": "accounts", "key": "alice", "value": "vip"} in \
+            self.agent.table_requests(), self.agent.table_requests()[-3:]
+        wait_until(lambda: len(self.agent.table("accounts")) == 100001, "the agent to hold 100001 accounts")
+        assert self.agent.table("accounts")["alice"] == "vip"
+
+        n = len(self.agent.table_requests())
+        p = self.ctl("table", "set", "accounts", "bob", "watch")
+        assert p.returncode == 0 and "dataplane: applied" in p.out, (p.out, p.err)
+        p = self.ctl("table", "del", "accounts", "user0")
+        assert p.returncode == 0 and "deleted user0" in p.out and "dataplane: applied" in p.out, (p.out, p.err)
+        assert self.agent.table_requests()[n:] == [
+            {"cmd": "table.set", "table": "accounts", "key": "bob", "value": "watch"},
+            {"cmd": "table.del", "table": "accounts", "key": "user0"}], self.agent.table_requests()[n:]
+        t = self.agent.table("accounts")
+        assert t.get("bob") == "watch" and "user0" not in t and len(t) == 100001, len(t)
+        j = self.ctl_json("table", "bulk", "accounts", self.write("few.csv", "carol,vip\nbob,cleared\n"))
+        assert j["dataplane"]["applied"] and j["dataplane"]["rows"] == 100002, j
+        assert self.agent.table_requests()[-1] == {"cmd": "table.load", "table": "accounts", "path": snapshot}
+        assert self.agent.table("accounts")["bob"] == "cleared"
+
+        # The dataplane's limits are checked here first: nothing stored, nothing sent.
+        n = len(self.agent.table_requests())
+        long_key = "k" * 97
+        p = self.ctl("table", "set", "accounts", long_key, "v")
+        assert p.returncode == 1 and f"key '{long_key[:40]}...' is 97 bytes, over the limit of 96 bytes" in p.err, \
+            p.err
+        p = self.ctl("table", "set", "accounts", "dave", "v" * 257)
+        assert p.returncode == 1 and "key 'dave': value is 257 bytes, over the limit of 256 bytes" in p.err, p.err
+        bad = self.write("long.csv", "erin,1\nfrank," + "v" * 300 + "\n")
+        p = self.ctl("table", "bulk", "accounts", bad)
+        assert p.returncode == 1 and f"{bad}:2: key 'frank': value is 300 bytes" in p.err, p.err
+        assert len(self.agent.table_requests()) == n, self.agent.table_requests()[n:]
+        p = self.ctl("table", "get", "accounts", "erin")
+        assert p.returncode == 1, "a refused bulk changed the table"
+
     # --------------------------------------------------------------------------------------- protocol
     def t_protocol_errors(self):
         lines = ('{"v":1,"id":1,"cmd":"health"}\n'
@@ -533,14 +644,63 @@ class Test:
         # A load while the dataplane is down persists and becomes active.
         p = self.ctl("rules", "load", self.rules)
         assert p.returncode == 0 and "will be installed when it is" in p.out, p.out
+        # So does a table change; the same row count, so only control's record of it says it was missed.
+        p = self.ctl("table", "set", "accounts", "alice", "banned")
+        assert p.returncode == 0, p.err
+        assert "dataplane: not applied (dataplane at " in p.out and "the next resync loads it" in p.out, p.out
         want = self.active()
         n = len(self.agent.installs())
-        self.agent.start(version=0)  # a restarted imfd without rules
+        n_tables = len(self.agent.table_requests())
+        with open(os.path.join(self.state, "tables/accounts.csv")) as f:
+            rows = sum(1 for _ in f)
+        self.agent.start(version=0)  # a restarted imfd without rules or tables
         wait_until(lambda: self.agent.version == want, f"resync installing version {want}")
         assert len(self.agent.installs()) > n
+        wait_until(lambda: len(self.agent.table("accounts")) == rows, f"resync loading {rows} accounts")
+        assert self.agent.table("accounts")["alice"] == "banned"
+        assert {"cmd": "table.load", "table": "accounts", "path": os.path.join(self.state, "tables/accounts.csv")} \
+            in self.agent.table_requests()[n_tables:], self.agent.table_requests()[n_tables:]
         st = self.ctl_json("status")
         assert st["dataplane"]["reachable"] and st["dataplane"]["in_sync"], st
         assert st["dataplane"]["version"] == want and st["dataplane"]["generation_bytes"] == 123456, st
+        assert {"table": "accounts", "rows": rows} in st["dataplane"]["tables"], st["dataplane"]
+        assert "resync_error" not in st["control"], st["control"]
+        p = self.ctl("status")
+        assert f"dataplane tables: accounts ({rows} rows)" in p.out, p.out
+
+        # An agent that restarts holding the same number of rows, one of them different (as if imfd
+        # had read an old copy itself): the restart alone makes control load every table. A restart
+        # is seen as a start later than the previous one (more than 1.5 s) or a falling uptime_s.
+        stale = self.agent.table("accounts")
+        stale["alice"] = "stale"
+        wait_until(lambda: time.time() - self.agent.started > 2.5, "an agent up long enough to tell a restart")
+        n_tables = len(self.agent.table_requests())
+        self.agent.stop()
+        self.agent.start(version=want, tables={"accounts": stale})
+        wait_until(lambda: self.agent.table("accounts").get("alice") == "banned",
+                   "resync loading the tables into a restarted agent")
+        assert len(self.agent.table("accounts")) == rows
+        assert [r["cmd"] for r in self.agent.table_requests()[n_tables:]] == ["table.load"], \
+            self.agent.table_requests()[n_tables:]
+
+    def t_agent_without_tables(self):
+        self.agent.stop()
+        self.agent.start(version=self.active(), keeps_tables=False)  # an imfd from before tables
+        n_tables = len(self.agent.table_requests())
+        n_status = self.agent.statuses()
+        wait_until(lambda: self.agent.statuses() >= n_status + 2, "two resyncs")
+        p = self.ctl("table", "set", "accounts", "gina", "vip")
+        assert p.returncode == 0, p.err
+        assert "dataplane: not applied; the dataplane does not keep tables" in p.out, p.out
+        n_status = self.agent.statuses()
+        wait_until(lambda: self.agent.statuses() >= n_status + 2, "two more resyncs")
+        assert len(self.agent.table_requests()) == n_tables, self.agent.table_requests()[n_tables:]
+        st = self.ctl_json("status")
+        assert "resync_error" not in st["control"] and "tables" not in st["dataplane"], st
+        # Upgraded to an imfd with tables: it gets them all at the next resync.
+        self.agent.stop()
+        self.agent.start(version=self.active())
+        wait_until(lambda: self.agent.table("accounts").get("gina") == "vip", "resync loading the tables")
 
     def t_stats_and_metrics(self):
         s = self.ctl("stats")
@@ -581,7 +741,8 @@ class Test:
         p = self.ctl("table", "bulk", "million", path)
         dt = time.monotonic() - t0
         assert p.returncode == 0, p.err
-        assert "1000000 rows in the table" in p.out, p.out
+        assert "1000000 rows in the table" in p.out and "dataplane: loaded 1000000 rows" in p.out, p.out
+        assert len(self.agent.table("million")) == 1000000
         self.figures.append(f"table bulk 1M rows ({len(csv) / 1e6:.0f} MB CSV) through imfctl: {dt:.2f} s")
         g = self.ctl("table", "get", "million", "account-0999999")
         assert g.out == f"marker-{999999 % 13}\n", g.out
@@ -633,12 +794,14 @@ class Test:
             self.check("failed loads leave version 1 active", self.t_load_bad_changes_nothing)
             self.check("load v2, diff, show, list, rollback", self.t_load_v2_diff_rollback)
             self.check("table bulk 100k rows, get, set", self.t_table_bulk)
+            self.check("table changes reach the dataplane; limits", self.t_table_forwarding)
             self.check("protocol errors keep the connection usable", self.t_protocol_errors)
             self.check("oversized request line", self.t_oversized)
             self.check("args.path from root", self.t_path_only_for_root)
             self.check("permission check (SO_PEERCRED, group)", self.t_permissions)
             self.check("kill -9 during a 10k-rule load, restart", self.t_kill9_during_load)
-            self.check("resync after the agent restarts", self.t_resync_after_agent_restart)
+            self.check("resync after the agent restarts (rules and tables)", self.t_resync_after_agent_restart)
+            self.check("an agent without tables is sent none", self.t_agent_without_tables)
             self.check("stats and Prometheus metrics", self.t_stats_and_metrics)
             self.check("table bulk 1M rows", self.t_bulk_million)
             self.check("SIGTERM: clean exit, socket removed, no sanitizer report", self.t_shutdown)

@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <utility>
 
 #include "rules/artifact.h"
 #include "temp_dir.h"
@@ -16,8 +20,42 @@ namespace {
 class FakeDataplane : public DataplaneLink {
  public:
   enum class Mode { kUp, kDown, kRefuseInstalls };
+  using Table = std::map<std::string, std::string>;
 
   DataplaneReply call(const json::Value& request, std::chrono::milliseconds) override {
+    DataplaneReply r = answer(request);
+    // After the answer, outside the lock: what happens between a status and what follows it.
+    if (request.find("cmd")->as_string() == "status" && after_status) std::exchange(after_status, nullptr)();
+    return r;
+  }
+  std::string where() const override { return "fake"; }
+
+  std::vector<std::string> installs() { return calls_of("\"install\""); }
+  // The requests whose cmd starts with "table.".
+  std::vector<std::string> table_calls() { return calls_of("\"cmd\":\"table."); }
+
+  std::mutex mu;
+  Mode mode = Mode::kUp;
+  uint64_t running = 0;
+  std::vector<std::string> calls;
+  // An imfd with tables (its status lists them) or an older one without.
+  bool keeps_tables = false;
+  std::map<std::string, Table> tables;
+  std::string refuse_tables;  // error text to refuse every table.* request with
+  double uptime_s = 12;
+  std::function<void()> after_status;  // runs once, after the next status is answered
+
+ private:
+  std::vector<std::string> calls_of(const std::string& needle) {
+    std::lock_guard lock(mu);
+    std::vector<std::string> out;
+    for (const std::string& c : calls) {
+      if (c.find(needle) != std::string::npos) out.push_back(c);
+    }
+    return out;
+  }
+
+  DataplaneReply answer(const json::Value& request) {
     std::lock_guard lock(mu);
     std::string cmd = request.find("cmd")->as_string();
     calls.push_back(json::to_string(request));
@@ -30,6 +68,7 @@ class FakeDataplane : public DataplaneLink {
     r.kind = DataplaneReply::Kind::kOk;
     r.body = json::Object{};
     r.body.set("ok", true);
+    if (cmd.rfind("table.", 0) == 0) return table_answer(cmd, request, r);
     if (cmd == "install") {
       if (mode == Mode::kRefuseInstalls) {
         r.kind = DataplaneReply::Kind::kRejected;
@@ -49,28 +88,51 @@ class FakeDataplane : public DataplaneLink {
       r.body.set("swap_ms", 0.25);
     } else if (cmd == "status") {
       r.body.set("version", running);
-      r.body.set("uptime_s", 12);
+      r.body.set("uptime_s", uptime_s);
+      if (keeps_tables) {
+        json::Array list;
+        for (const auto& [name, rows] : tables) list.push_back(json::Object{{"table", name}, {"rows", rows.size()}});
+        r.body.set("tables", std::move(list));
+      }
     } else if (cmd == "stats") {
       r.body.set("version", running);
       r.body.set("counters", json::Object{{"rx_packets", 10}});
     }
     return r;
   }
-  std::string where() const override { return "fake"; }
 
-  std::vector<std::string> installs() {
-    std::lock_guard lock(mu);
-    std::vector<std::string> out;
-    for (const std::string& c : calls) {
-      if (c.find("\"install\"") != std::string::npos) out.push_back(c);
+  DataplaneReply table_answer(const std::string& cmd, const json::Value& request, DataplaneReply r) {
+    auto refuse = [&](std::string why) {
+      r.kind = DataplaneReply::Kind::kRejected;
+      r.error = std::move(why);
+      return r;
+    };
+    if (!keeps_tables) return refuse("unknown cmd '" + cmd + "' (install, status, stats)");
+    if (!refuse_tables.empty()) return refuse(refuse_tables);
+    const std::string& name = request.find("table")->as_string();
+    if (cmd == "table.load") {
+      // Reads the snapshot as imfd does: a file of key,value lines, split at the first comma.
+      std::ifstream in(request.find("path")->as_string());
+      if (!in) return refuse(request.find("path")->as_string() + ": cannot open");
+      Table t;
+      for (std::string line; std::getline(in, line);) {
+        size_t comma = line.find(',');
+        if (comma == std::string::npos) return refuse("bad snapshot line: " + line);
+        t[line.substr(0, comma)] = line.substr(comma + 1);
+      }
+      tables[name] = std::move(t);
+      r.body.set("table", name);
+      r.body.set("rows", tables[name].size());
+      r.body.set("ms", 0.5);
+    } else if (cmd == "table.set") {
+      tables[name][request.find("key")->as_string()] = request.find("value")->as_string();
+    } else if (cmd == "table.del") {
+      auto it = tables.find(name);
+      if (it == tables.end()) return refuse("no table '" + name + "'");
+      r.body.set("deleted", it->second.erase(request.find("key")->as_string()) == 1);
     }
-    return out;
+    return r;
   }
-
-  std::mutex mu;
-  Mode mode = Mode::kUp;
-  uint64_t running = 0;
-  std::vector<std::string> calls;
 };
 
 const char* kV1 = "a drop payload \"alpha\"\nb alert topic /beta/\n";
@@ -300,6 +362,195 @@ TEST_F(ControlTest, ARestartedControlContinuesNumberingAndKeepsTables) {
   auto g = again.table_get("m", "alice");
   ASSERT_TRUE(g.ok());
   EXPECT_EQ(g->find("value")->as_string(), "x");
+}
+
+// ---------------------------------------------------------------------------------- tables
+using Table = FakeDataplane::Table;
+
+constexpr const char* kNoTables =
+    R"({"applied":false,"note":"the dataplane does not keep tables (its status lists none); nothing to apply"})";
+
+class TableSyncTest : public ControlTest {
+ protected:
+  void SetUp() override {
+    ControlTest::SetUp();
+    dp.keeps_tables = true;
+    control->resync();  // learns that the dataplane keeps tables; there are none yet
+  }
+  std::string load_call(const std::string& table) {
+    return "{\"cmd\":\"table.load\",\"table\":\"" + table + "\",\"path\":\"" + dir / "tables/" + table + ".csv\"}";
+  }
+  std::string dataplane_of(const Result<json::Value>& r) {
+    EXPECT_TRUE(r.ok()) << r.error();
+    return r.ok() ? json::to_string(*r->find("dataplane")) : "";
+  }
+  std::string resync_error() {
+    auto st = control->status();
+    const json::Value* e = st->find("control")->find("resync_error");
+    return e ? e->as_string() : "";
+  }
+};
+
+TEST_F(TableSyncTest, SetDelAndBulkAreForwardedAfterTheSnapshotIsWritten) {
+  EXPECT_TRUE(dp.table_calls().empty());
+  EXPECT_EQ(dataplane_of(control->table_set("markers", "alice", "vip")), R"({"applied":true})");
+  EXPECT_EQ(dataplane_of(control->table_del("markers", "alice")), R"({"applied":true})");
+  auto bulk = control->table_bulk("markers", "bob,1\ncarol,2,x\n", "m.csv", false);
+  EXPECT_EQ(dataplane_of(bulk), R"({"applied":true,"rows":2,"ms":0.5})");
+  EXPECT_EQ(dp.table_calls(), (std::vector<std::string>{
+                                  R"({"cmd":"table.set","table":"markers","key":"alice","value":"vip"})",
+                                  R"({"cmd":"table.del","table":"markers","key":"alice"})",
+                                  load_call("markers"),
+                              }));
+  EXPECT_EQ(dp.tables["markers"], (Table{{"bob", "1"}, {"carol", "2,x"}}));
+  control->resync();  // the load after the bulk made the copies equal: nothing to send
+  EXPECT_EQ(dp.table_calls().size(), 3u);
+  EXPECT_EQ(resync_error(), "");
+}
+
+TEST_F(TableSyncTest, AChangeTheDataplaneMissedIsLoadedAtTheNextResync) {
+  ASSERT_TRUE(control->table_bulk("m", "alice,vip\nbob,x\n", "m.csv", false).ok());
+  dp.mode = FakeDataplane::Mode::kDown;
+  // Same row count afterwards: only control's record of the missed change tells the copies apart.
+  EXPECT_EQ(dataplane_of(control->table_set("m", "alice", "banned")),
+            R"({"applied":false,"error":"dataplane at fake: connect: Connection refused",)"
+            R"("note":"the table is stored; the next resync loads it into the dataplane"})");
+  auto del = control->table_del("m", "bob");
+  ASSERT_TRUE(del.ok());
+  EXPECT_TRUE(del->find("deleted")->as_bool());
+  EXPECT_FALSE(del->find("dataplane")->find("applied")->as_bool());
+  ASSERT_TRUE(control->table_set("m", "bob", "x").ok());
+  EXPECT_EQ(dp.tables["m"], (Table{{"alice", "vip"}, {"bob", "x"}}));
+
+  control->resync();  // still down: nothing breaks
+  dp.mode = FakeDataplane::Mode::kUp;
+  size_t n = dp.table_calls().size();
+  control->resync();
+  ASSERT_EQ(dp.table_calls().size(), n + 1);
+  EXPECT_EQ(dp.table_calls().back(), load_call("m"));
+  EXPECT_EQ(dp.tables["m"], (Table{{"alice", "banned"}, {"bob", "x"}}));
+  control->resync();
+  EXPECT_EQ(dp.table_calls().size(), n + 1);
+}
+
+TEST_F(TableSyncTest, ResyncLoadsTablesWhoseRowCountsDiffer) {
+  ASSERT_TRUE(control->table_bulk("m", "alice,vip\nbob,x\n", "m.csv", false).ok());
+  ASSERT_TRUE(control->table_bulk("n", "carol,1\n", "n.csv", false).ok());
+  size_t n = dp.table_calls().size();
+  control->resync();
+  EXPECT_EQ(dp.table_calls().size(), n);  // equal counts, nothing missed: nothing sent
+
+  dp.tables["m"].erase("alice");  // the dataplane lost a row, and a whole table
+  dp.tables.erase("n");
+  control->resync();
+  EXPECT_EQ(dp.table_calls(),
+            (std::vector<std::string>{load_call("m"), load_call("n"), load_call("m"), load_call("n")}));
+  EXPECT_EQ(dp.tables["m"], (Table{{"alice", "vip"}, {"bob", "x"}}));
+  EXPECT_EQ(dp.tables["n"], (Table{{"carol", "1"}}));
+}
+
+TEST_F(TableSyncTest, AnEmptyTableIsNotCreatedInTheDataplane) {
+  ASSERT_TRUE(control->table_set("m", "alice", "vip").ok());
+  ASSERT_TRUE(control->table_del("m", "alice").ok());
+  dp.tables.erase("m");
+  size_t n = dp.table_calls().size();
+  control->resync();
+  EXPECT_EQ(dp.table_calls().size(), n);
+  EXPECT_EQ(dp.tables.count("m"), 0u);
+}
+
+TEST_F(TableSyncTest, ResyncLoadsEveryTableAfterTheDataplaneRestarts) {
+  ASSERT_TRUE(control->table_bulk("m", "alice,vip\nbob,x\n", "m.csv", false).ok());
+  dp.tables["m"]["alice"] = "stale";  // a difference row counts cannot see
+  dp.uptime_s = 13;                   // the same process, a second later
+  size_t n = dp.table_calls().size();
+  control->resync();
+  EXPECT_EQ(dp.table_calls().size(), n);
+  dp.uptime_s = 2;  // a new process (imfd may load the snapshots itself at start: same row counts)
+  control->resync();
+  ASSERT_EQ(dp.table_calls().size(), n + 1);
+  EXPECT_EQ(dp.tables["m"]["alice"], "vip");
+}
+
+TEST_F(TableSyncTest, ARestartedControlLoadsEveryTableOnce) {
+  ASSERT_TRUE(control->table_bulk("m", "alice,vip\nbob,x\n", "m.csv", false).ok());
+  dp.tables["m"]["alice"] = "stale";  // e.g. control crashed between a snapshot and its forward
+  ControlConfig c;
+  c.state_dir = dir.path();
+  Control again(c, dp);
+  ASSERT_TRUE(again.init().ok());
+  size_t n = dp.table_calls().size();
+  again.resync();
+  ASSERT_EQ(dp.table_calls().size(), n + 1);
+  EXPECT_EQ(dp.table_calls().back(), load_call("m"));
+  EXPECT_EQ(dp.tables["m"]["alice"], "vip");
+  again.resync();
+  EXPECT_EQ(dp.table_calls().size(), n + 1);
+}
+
+TEST_F(TableSyncTest, AChangeForwardedAfterTheStatusIsNotMistakenForADifference) {
+  ASSERT_TRUE(control->table_bulk("m", "alice,vip\nbob,x\n", "m.csv", false).ok());
+  size_t n = dp.table_calls().size();
+  // The status says 2 rows; by the time they are compared both copies hold 3.
+  dp.after_status = [&] { ASSERT_TRUE(control->table_set("m", "carol", "new").ok()); };
+  control->resync();
+  ASSERT_EQ(dp.table_calls().size(), n + 1);
+  EXPECT_EQ(dp.table_calls().back(), R"({"cmd":"table.set","table":"m","key":"carol","value":"new"})");
+  control->resync();
+  EXPECT_EQ(dp.table_calls().size(), n + 1);
+}
+
+TEST_F(TableSyncTest, ARefusalIsReportedAndTheResyncRetries) {
+  dp.refuse_tables = "table 'm' is full (capacity 1 rows)";
+  EXPECT_EQ(dataplane_of(control->table_set("m", "alice", "vip")),
+            R"j({"applied":false,"error":"dataplane refused: table 'm' is full (capacity 1 rows)",)j"
+            R"("note":"the table is stored; the next resync loads it into the dataplane"})");
+  auto g = control->table_get("m", "alice");  // the command itself succeeded
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->find("value")->as_string(), "vip");
+  control->resync();
+  EXPECT_EQ(resync_error(), "loading table m: dataplane refused: table 'm' is full (capacity 1 rows)");
+  EXPECT_EQ(dp.table_calls().back(), load_call("m"));
+  dp.refuse_tables.clear();
+  control->resync();
+  EXPECT_EQ(resync_error(), "");
+  EXPECT_EQ(dp.tables["m"], (Table{{"alice", "vip"}}));
+}
+
+TEST_F(TableSyncTest, LimitsAreCheckedBeforeAnythingIsStoredOrSent) {
+  std::string long_key(97, 'k');
+  auto k = control->table_set("m", long_key, "v");
+  ASSERT_FALSE(k.ok());
+  EXPECT_EQ(k.error(), "table m: key '" + long_key.substr(0, 40) + "...' is 97 bytes, over the limit of 96 bytes");
+  auto v = control->table_set("m", "alice", std::string(257, 'v'));
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error(), "table m: key 'alice': value is 257 bytes, over the limit of 256 bytes");
+  auto b = control->table_bulk("m", "ok,1\nbob," + std::string(300, 'v') + "\n", "m.csv", false);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error(), "m.csv:2: key 'bob': value is 300 bytes, over the limit of 256 bytes");
+  auto d = control->table_del("absent", "k");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error(), "no table 'absent'");
+  EXPECT_TRUE(dp.table_calls().empty());
+  EXPECT_TRUE(dp.tables.empty());
+}
+
+TEST_F(ControlTest, ADataplaneWithoutTablesIsSentNoneAndNothingFails) {
+  control->resync();  // its status has no "tables"
+  EXPECT_EQ(json::to_string(*control->table_set("m", "alice", "vip")->find("dataplane")), kNoTables);
+  EXPECT_EQ(json::to_string(*control->table_bulk("m", "bob,1\n", "m.csv", false)->find("dataplane")), kNoTables);
+  EXPECT_EQ(json::to_string(*control->table_del("m", "bob")->find("dataplane")), kNoTables);
+  control->resync();
+  EXPECT_TRUE(dp.table_calls().empty());
+  auto st = control->status();
+  EXPECT_EQ(st->find("control")->find("resync_error"), nullptr);
+
+  // Replaced by an imfd that keeps tables: it gets them at the next resync.
+  dp.keeps_tables = true;
+  dp.uptime_s = 1;
+  control->resync();
+  EXPECT_EQ(dp.table_calls().size(), 1u);
+  EXPECT_EQ(dp.tables["m"], (Table{{"alice", "vip"}}));
 }
 
 }  // namespace

@@ -60,9 +60,43 @@ TEST_F(TableStoreTest, UnknownTableAndBadNamesAreErrors) {
   EXPECT_FALSE(store.set(".hidden", "k", "v").ok());
   EXPECT_EQ(store.set("t", "", "v").error(), "empty key");
   EXPECT_EQ(store.set("t", "a,b", "v").error(), "key holds a ','");
-  EXPECT_EQ(store.set("t", "a", "x\ny").error(), "value holds a line feed");
-  EXPECT_EQ(store.set("t", std::string(2000, 'k'), "v").error(), "key longer than 1024 bytes");
+  EXPECT_EQ(store.set("t", "a", "x\ny").error(), "key 'a': value holds a line feed");
   EXPECT_TRUE(store.list().empty());  // nothing was created by the failures
+}
+
+// The dataplane's limits (dataplane/table/kv_table.h), checked before anything is stored.
+TEST_F(TableStoreTest, KeysAndValuesAreHeldToTheDataplanesLimits) {
+  EXPECT_TRUE(store.set("t", std::string(96, 'k'), std::string(256, 'v')).ok());
+  EXPECT_TRUE(store.set("t", "empty-value", "").ok());
+  std::string long_key = "account-" + std::string(89, 'x');  // 97 bytes
+  EXPECT_EQ(store.set("t", long_key, "v").error(),
+            "key '" + long_key.substr(0, 40) + "...' is 97 bytes, over the limit of 96 bytes");
+  EXPECT_EQ(store.set("t", "alice", std::string(257, 'v')).error(),
+            "key 'alice': value is 257 bytes, over the limit of 256 bytes");
+  EXPECT_EQ(get("t", "alice"), std::nullopt);
+
+  std::string csv = "ok,1\n" + long_key + ",2\nbob," + std::string(300, 'v') + "\nfine,3\n";
+  auto b = store.bulk("t", csv, "big.csv", false);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error(), "big.csv:2: key '" + long_key.substr(0, 40) +
+                           "...' is 97 bytes, over the limit of 96 bytes\n"
+                           "big.csv:3: key 'bob': value is 300 bytes, over the limit of 256 bytes");
+  EXPECT_EQ(get("t", "ok"), std::nullopt);
+  ASSERT_EQ(store.list().size(), 1u);
+  EXPECT_EQ(store.list()[0].rows, 2u);
+}
+
+// Snapshots written before the dataplane's limits applied still load (the dataplane refuses the
+// long rows when it is asked to load them, and the resync says so).
+TEST_F(TableStoreTest, OlderSnapshotsWithLongerRowsStillLoad) {
+  std::string key(200, 'k');
+  std::string value(1000, 'v');
+  testing::write_file(dir / "tables/old.csv", key + "," + value + "\n");
+  auto again = reopen();
+  EXPECT_EQ(again->get("old", key).value(), value);
+  EXPECT_EQ(again->rows("old"), 1u);
+  EXPECT_EQ(again->rows("absent"), std::nullopt);
+  EXPECT_EQ(again->snapshot_path("old"), dir / "tables/old.csv");
 }
 
 TEST_F(TableStoreTest, BulkUpsertsAndCounts) {
@@ -101,7 +135,7 @@ TEST_F(TableStoreTest, BulkErrorsNameEachBadLineAndChangeNothing) {
   with_nul += "b\n";
   auto n = store.bulk("t", with_nul, "nul.csv", false);
   ASSERT_FALSE(n.ok());
-  EXPECT_EQ(n.error(), "nul.csv:2: value holds a NUL byte");
+  EXPECT_EQ(n.error(), "nul.csv:2: key 'z': value holds a NUL byte");
   EXPECT_EQ(get("t", "x"), std::nullopt);
   EXPECT_EQ(get("t", "ok"), std::nullopt);
   EXPECT_EQ(testing::read_file(dir / "tables/t.csv"), before);
