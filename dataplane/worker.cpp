@@ -197,10 +197,14 @@ Result<std::unique_ptr<Engine>> make_engine(const match::RuleGeneration& gen, ui
   if (!matcher) return make_error(matcher.error());
   e->matcher = std::move(matcher.value());
   e->rule_hits.reset(new uint64_t[gen.rules.size()]());
+  e->bytes = engine_bytes(gen, flows);
+  return e;
+}
+
+size_t engine_bytes(const match::RuleGeneration& gen, uint32_t flows) {
   size_t scratch = 0;
   hs_scratch_size(gen.scratch_prototype.get(), &scratch);
-  e->bytes = size_t{flows} * 2 * gen.stream_size + scratch + gen.rules.size() * sizeof(uint64_t);
-  return e;
+  return size_t{flows} * 2 * gen.stream_size + scratch + gen.rules.size() * sizeof(uint64_t);
 }
 
 int worker_main(void* arg) {

@@ -38,6 +38,9 @@ struct Engine {
 // Opens `flows * 2` streams and clones scratch for `gen`. Setup or agent thread.
 Result<std::unique_ptr<Engine>> make_engine(const match::RuleGeneration& gen, uint32_t flows);
 
+// What make_engine() allocates for `gen` and `flows`, known before allocating it. Any thread.
+size_t engine_bytes(const match::RuleGeneration& gen, uint32_t flows);
+
 // Everything one worker lcore touches, built by the setup thread before launch and then used
 // by that lcore alone (counters and rule_hits are also read, relaxed, by the stats reader).
 struct alignas(64) LcoreCtx {

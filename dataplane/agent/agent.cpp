@@ -26,6 +26,16 @@ std::string json_string(const std::string& s) {
   return out;
 }
 
+// "" when every member of `req` is "cmd" or in `allowed`, else the error naming the first other.
+std::string unknown_member(const json::Value& req, const std::string& cmd, std::initializer_list<const char*> allowed) {
+  for (const auto& [k, v] : req.as_object()) {
+    bool ok = k == "cmd";
+    for (const char* a : allowed) ok = ok || k == a;
+    if (!ok) return "unknown member '" + k + "' for cmd '" + cmd + "'";
+  }
+  return "";
+}
+
 std::string error_line(const std::string& e) { return "{\"ok\":false,\"error\":" + json_string(e) + "}\n"; }
 
 std::string times_json(const InstallTimes& t) {
@@ -83,14 +93,7 @@ std::string Agent::handle(const std::string& line) {
   const json::Value* cmd_v = req.find("cmd");
   if (!cmd_v || !cmd_v->is_string()) return error_line("missing string member 'cmd'");
   const std::string& cmd = cmd_v->as_string();
-  auto only = [&](std::initializer_list<const char*> allowed) -> std::string {
-    for (const auto& [k, v] : req.as_object()) {
-      bool ok = k == "cmd";
-      for (const char* a : allowed) ok = ok || k == a;
-      if (!ok) return "unknown member '" + k + "' for cmd '" + cmd + "'";
-    }
-    return "";
-  };
+  auto only = [&](std::initializer_list<const char*> allowed) { return unknown_member(req, cmd, allowed); };
   if (cmd == "install") {
     if (auto e = only({"version", "artifact"}); !e.empty()) return error_line(e);
     const json::Value* v = req.find("version");
@@ -139,12 +142,9 @@ std::string Agent::handle_table(const std::string& cmd, const json::Value& req) 
     const json::Value* v = req.find(k);
     return v && v->is_string() ? &v->as_string() : nullptr;
   };
+  // Table requests take exactly the members they name, all strings.
   auto check_members = [&](std::initializer_list<const char*> need) -> std::string {
-    for (const auto& [k, v] : req.as_object()) {
-      bool ok = k == "cmd";
-      for (const char* a : need) ok = ok || k == a;
-      if (!ok) return "unknown member '" + k + "' for cmd '" + cmd + "'";
-    }
+    if (std::string e = unknown_member(req, cmd, need); !e.empty()) return e;
     for (const char* a : need) {
       if (!str(a)) return cmd + " needs string member '" + a + "'";
     }

@@ -11,6 +11,11 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 RuleInstaller::~RuleInstaller() = default;
@@ -20,11 +25,7 @@ Status RuleInstaller::start(const rules::CompiledRules& compiled, uint64_t versi
   auto gen = match::install_generation(compiled, version);
   if (!gen) return make_error(gen.error());
   gens_.push_back(std::move(gen.value()));
-  last_ = InstallTimes{
-      version,
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count(),
-      ms_since(t0), 0};
+  last_ = InstallTimes{version, now_unix_ms(), ms_since(t0), 0};
   return Ok{};
 }
 
@@ -41,10 +42,7 @@ Result<InstallTimes> RuleInstaller::install(const rules::CompiledRules& compiled
   auto gen_r = match::install_generation(compiled, version);
   if (!gen_r) return make_error(gen_r.error());
   std::unique_ptr<match::RuleGeneration> gen = std::move(gen_r.value());
-  size_t scratch = 0;
-  hs_scratch_size(gen->scratch_prototype.get(), &scratch);
-  size_t per_worker = size_t{flows_} * 2 * gen->stream_size + scratch + gen->rules.size() * sizeof(uint64_t);
-  size_t need = gen->db_size + std::max<size_t>(workers_.size(), 1) * per_worker;
+  size_t need = gen->db_size + std::max<size_t>(workers_.size(), 1) * engine_bytes(*gen, flows_);
   if (budget_ && generation_bytes() + need > budget_) {
     return make_error("version " + std::to_string(version) + " needs " + std::to_string(need >> 20) +
                       " MiB beside the running version's " + std::to_string(generation_bytes() >> 20) +
@@ -79,11 +77,7 @@ Result<InstallTimes> RuleInstaller::install(const rules::CompiledRules& compiled
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
   free_retired();
-  last_ = InstallTimes{
-      version,
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count(),
-      load_ms, ms_since(t1)};
+  last_ = InstallTimes{version, now_unix_ms(), load_ms, ms_since(t1)};
   return last_;
 }
 
