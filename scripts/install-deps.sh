@@ -7,7 +7,7 @@ PKGS=(
   # build
   meson ninja-build pkg-config g++ clang-format clang-tidy
   libdpdk-dev libhyperscan-dev libspdlog-dev libfmt-dev libgtest-dev libpcap-dev
-  libpcre2-dev libbpf-dev libxdp-dev
+  libpcre2-dev libbpf-dev libxdp-dev libssl-dev
   # live tests and capture tooling
   iproute2 ethtool procps mosquitto mosquitto-clients tcpdump tshark python3-scapy
   # benchmark: human-written text corpus for synthesized messages, plots
