@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "agent/agent.h"
@@ -23,8 +24,10 @@
 #include "match/rule_generation.h"
 #include "offline.h"
 #include "options.h"
+#include "policy/account_table.h"
 #include "port/port.h"
 #include "record/event_writer.h"
+#include "records/chain.h"
 #include "report.h"
 #include "rules/artifact.h"
 #include "rules/rule_parser.h"
@@ -59,7 +62,7 @@ int fail(const std::string& what) {
 // TX buffers.
 Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, uint16_t n_ports, const Options& opt,
                                               agent::RuleInstaller& installer, const PortSet& inspected,
-                                              rte_mempool* pool) {
+                                              rte_mempool* pool, const inspect::InspectConfig& icfg) {
   auto c = std::make_unique<LcoreCtx>();
   c->lcore_id = lcore;
   c->queue = queue;
@@ -80,8 +83,6 @@ Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, ui
   if (!engine) return make_error(engine.error());
   c->engine.store(engine.value());
   c->version.store(installer.version());
-  inspect::InspectConfig icfg;
-  icfg.ooo = opt.ooo;
   c->inspector =
       std::make_unique<inspect::Inspector>(icfg, *engine.value()->matcher, *engine.value()->streams, c->counters);
   auto ring = record::EventRing::create("imf_events_" + std::to_string(lcore), kEventRingSize,
@@ -123,6 +124,47 @@ Result<rules::RuleSetArtifact> initial_rules(const Options& opt) {
   return a;
 }
 
+// Policy, digest key and records chain of the dataplane, from the options.
+struct PolicySetup {
+  imf::policy::EscalationPolicy escalation;
+  std::optional<records::HmacKeyState> digest_key;
+  std::unique_ptr<records::ChainWriter> chain;
+};
+
+Result<PolicySetup> setup_policy(const Options& opt) {
+  PolicySetup p;
+  if (!opt.policy_path.empty()) {
+    auto pol = imf::policy::load_policy_file(opt.policy_path);
+    if (!pol) return make_error(pol.error());
+    p.escalation = pol.value();
+  }
+  std::string key_path = opt.digest_key_path;
+  if (key_path.empty() && !opt.state_dir.empty()) key_path = opt.state_dir + "/digest.key";
+  if (!key_path.empty()) {
+    auto key = records::load_or_create_key(key_path);
+    if (!key) return make_error(key.error());
+    p.digest_key = records::prepare_hmac(key.value());
+  }
+  if (!opt.records_dir.empty()) {
+    records::ChainConfig cc;
+    cc.dir = opt.records_dir;
+    cc.source = "dataplane";
+    cc.appliance = opt.appliance_id;
+    if (cc.appliance.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof(host) - 1);
+      cc.appliance = host;
+    }
+    cc.rotate_bytes = uint64_t{opt.records_rotate_mb} << 20;
+    cc.retention_seconds = uint64_t{opt.records_retention_days} * 86400;
+    cc.fsync_every = opt.records_fsync_every;
+    auto chain = records::ChainWriter::open(cc);
+    if (!chain) return make_error(chain.error());
+    p.chain = std::move(chain.value());
+  }
+  return p;
+}
+
 // Sets *eal_up once EAL is initialized, so main() cleans up only what exists.
 int run(int argc, char** argv, bool* eal_up) {
   // --- EAL: from the command line, or built for offline mode.
@@ -136,7 +178,9 @@ int run(int argc, char** argv, bool* eal_up) {
     auto n = count_capture_packets(parsed->read_pcap);
     if (!n) return fail(n.error());
     expected_packets = n.value();
-    auto args = offline_eal_args(argv[0], parsed->read_pcap, parsed->write_pcap);
+    // 512 MiB for flows and rules, plus ~128 bytes per account-table slot.
+    uint32_t memory_mb = 512 + parsed->accounts / 8192;
+    auto args = offline_eal_args(argv[0], memory_mb, parsed->read_pcap, parsed->write_pcap);
     if (!args) return fail(args.error());
     eal_owned = std::move(args.value());
     for (std::string& s : eal_owned) eal_argv.push_back(s.data());
@@ -154,11 +198,31 @@ int run(int argc, char** argv, bool* eal_up) {
   }
   const Options& opt = parsed.value();
 
+  // --- Accounts: grace periods for their memory need the workers' QSBR variable, one slot per
+  // possible worker.
+  unsigned max_workers = std::max(1u, rte_lcore_count() - 1);
+  size_t qsv_bytes = rte_rcu_qsbr_get_memsize(max_workers);
+  auto* qsv = static_cast<rte_rcu_qsbr*>(rte_zmalloc("imf_qsbr", qsv_bytes, RTE_CACHE_LINE_SIZE));
+  if (!qsv || rte_rcu_qsbr_init(qsv, max_workers) != 0) return fail("cannot set up RCU for the workers");
+  auto pol = setup_policy(opt);
+  if (!pol) return fail(pol.error());
+  auto accounts_r = dp::policy::AccountTable::create(opt.accounts, qsv, pol->escalation);
+  if (!accounts_r) return fail(accounts_r.error());
+  dp::policy::AccountTable& accounts = *accounts_r.value();
+  if (!opt.accounts_path.empty()) {
+    auto rows = accounts.load(opt.accounts_path);
+    if (!rows) return fail(rows.error());
+  }
+  spdlog::info("accounts: {} of capacity {}, {} MiB", accounts.size(), accounts.capacity(),
+               accounts.memory_bytes() >> 20);
+
   // --- Rules: the persisted active version, or a rule file compiled here.
   auto t0 = std::chrono::steady_clock::now();
   auto initial = initial_rules(opt);
   if (!initial) return fail(initial.error());
-  agent::RuleInstaller installer(opt.flows_per_lcore, size_t{opt.rules_memory_mb} << 20);
+  agent::RuleInstaller installer(
+      opt.flows_per_lcore, size_t{opt.rules_memory_mb} << 20,
+      [&accounts](const std::vector<std::string>& names) { return accounts.markers().mask_of(names); });
   if (auto st = installer.start(initial->compiled, initial->version); !st) return fail(st.error());
   const match::RuleGeneration& first_gen = installer.current();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
@@ -200,16 +264,16 @@ int run(int argc, char** argv, bool* eal_up) {
   PortSet inspected;
   for (uint16_t p : opt.mqtt_ports) inspected.set(p);
 
-  // One QSBR thread slot per worker: grace periods for table memory.
-  size_t qsv_bytes = rte_rcu_qsbr_get_memsize(queues);
-  auto* qsv = static_cast<rte_rcu_qsbr*>(rte_zmalloc("imf_qsbr", qsv_bytes, RTE_CACHE_LINE_SIZE));
-  if (!qsv || rte_rcu_qsbr_init(qsv, queues) != 0) return fail("cannot set up RCU for the workers");
   table::TableSet tables(opt.table_capacity, qsv);
+  inspect::InspectConfig icfg;
+  icfg.ooo = opt.ooo;
+  icfg.accounts = &accounts;
+  icfg.digest_key = pol->digest_key ? &*pol->digest_key : nullptr;
 
   std::vector<std::unique_ptr<LcoreCtx>> workers;
   std::vector<LcoreCtx*> worker_ptrs;
   for (uint16_t q = 0; q < queues; ++q) {  // lcores was cut to `queues` above
-    auto w = make_worker(lcores[q], q, n_ports, opt, installer, inspected, pool);
+    auto w = make_worker(lcores[q], q, n_ports, opt, installer, inspected, pool, icfg);
     if (!w) return fail(w.error());
     worker_ptrs.push_back(w.value().get());
     workers.push_back(std::move(w.value()));
@@ -247,7 +311,18 @@ int run(int argc, char** argv, bool* eal_up) {
   record::Clock clock{rte_rdtsc(), int64_t{rt.tv_sec} * 1000000000 + rt.tv_nsec, rte_get_tsc_hz()};
   std::vector<record::EventRing*> rings;
   for (auto& w : workers) rings.push_back(w->events.get());
-  auto writer = record::EventWriter::open(opt.events_path, rings, clock);
+  for (auto& w : workers) w->clock = clock;
+  record::WriterOutputs outputs;
+  outputs.events_path = opt.events_path;
+  outputs.chain = std::move(pol->chain);
+  outputs.accounts = &accounts;
+  if (pol->escalation.enabled) outputs.escalator = std::make_unique<dp::policy::Escalator>(pol->escalation);
+  outputs.events_lost = [&worker_ptrs] {
+    uint64_t n = 0;
+    for (const LcoreCtx* w : worker_ptrs) n += w->counters.get(Counter::events_lost);
+    return n;
+  };
+  auto writer = record::EventWriter::open(std::move(outputs), rings, clock);
   if (!writer) return fail(writer.error());
   writer.value()->start();
   std::signal(SIGINT, on_signal);
@@ -269,7 +344,7 @@ int run(int argc, char** argv, bool* eal_up) {
   // The agent starts with the workers: from here on, rule sets and tables change only through it.
   std::unique_ptr<agent::Agent> agent_srv;
   if (!opt.agent_socket.empty()) {
-    auto a = agent::Agent::listen(opt.agent_socket, installer, tables, [&] {
+    auto a = agent::Agent::listen(opt.agent_socket, installer, tables, accounts, [&] {
       return format_summary_json(collect_report(worker_ptrs, n_ports, installer.current().rules.size()), run_info,
                                  installer.current().rules);
     });

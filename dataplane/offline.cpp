@@ -24,7 +24,7 @@ Result<uint64_t> count_capture_packets(const std::string& path) {
   return n;
 }
 
-Result<std::vector<std::string>> offline_eal_args(const std::string& argv0, const std::string& in,
+Result<std::vector<std::string>> offline_eal_args(const std::string& argv0, uint32_t memory_mb, const std::string& in,
                                                   const std::string& out) {
   // Device arguments are comma-separated key=value pairs; a comma in a path cannot be expressed.
   if (in.find_first_of(",=") != std::string::npos || out.find_first_of(",=") != std::string::npos) {
@@ -35,7 +35,7 @@ Result<std::vector<std::string>> offline_eal_args(const std::string& argv0, cons
                                   "--no-huge",
                                   "--no-shconf",
                                   "-m",
-                                  "512",
+                                  std::to_string(memory_mb),
                                   "-l",
                                   "0",
                                   "--file-prefix",

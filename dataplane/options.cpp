@@ -43,6 +43,16 @@ const char* usage() {
          "  --table-capacity N      rows per table the control process may load (default 1048576)\n"
          "  --rules-memory-mb N     memory the rule sets may hold at once, a swap's two versions\n"
          "                          included; larger versions are refused (default 0: no limit)\n"
+         "  --accounts N            account-table capacity (default 1048576)\n"
+         "  --accounts-file FILE    account rows to start with (control/policy/README.md)\n"
+         "  --policy FILE           escalation policy (control/policy/README.md; default built in)\n"
+         "  --digest-key FILE       HMAC key of message digests, created if missing (default\n"
+         "                          <state-dir>/digest.key; without either, no digests)\n"
+         "  --records-dir DIR       write the records chain (source \"dataplane\") into DIR\n"
+         "  --appliance-id ID       the records' appliance id (default: host name)\n"
+         "  --records-fsync-every N fsync the chain every N records (default 0: once a second)\n"
+         "  --records-rotate-mb N   start a new records file after N MiB (default 64)\n"
+         "  --records-retention-days N  delete records files older than N days (default 365, 0 keeps all)\n"
          "  --offline -r IN -w OUT  read a capture, write the forwarded packets to a capture\n";
 }
 
@@ -70,6 +80,15 @@ Result<Options> parse_options(int argc, char** argv) {
     kStateDir,
     kTableCapacity,
     kRulesMemory,
+    kAccounts,
+    kAccountsFile,
+    kPolicy,
+    kDigestKey,
+    kRecordsDir,
+    kApplianceId,
+    kRecordsFsync,
+    kRecordsRotate,
+    kRecordsRetention,
     kOffline,
     kHelp
   };
@@ -89,6 +108,15 @@ Result<Options> parse_options(int argc, char** argv) {
       {"state-dir", required_argument, nullptr, kStateDir},
       {"table-capacity", required_argument, nullptr, kTableCapacity},
       {"rules-memory-mb", required_argument, nullptr, kRulesMemory},
+      {"accounts", required_argument, nullptr, kAccounts},
+      {"accounts-file", required_argument, nullptr, kAccountsFile},
+      {"policy", required_argument, nullptr, kPolicy},
+      {"digest-key", required_argument, nullptr, kDigestKey},
+      {"records-dir", required_argument, nullptr, kRecordsDir},
+      {"appliance-id", required_argument, nullptr, kApplianceId},
+      {"records-fsync-every", required_argument, nullptr, kRecordsFsync},
+      {"records-rotate-mb", required_argument, nullptr, kRecordsRotate},
+      {"records-retention-days", required_argument, nullptr, kRecordsRetention},
       {"offline", no_argument, nullptr, kOffline},
       {"help", no_argument, nullptr, kHelp},
       {nullptr, 0, nullptr, 0},
@@ -158,6 +186,27 @@ Result<Options> parse_options(int argc, char** argv) {
       case kTableCapacity:
         if (!parse_u32(optarg, 16, 1u << 28, &o.table_capacity))
           return make_error(std::string("--table-capacity: '") + optarg + "' is not a number 16-268435456");
+        break;
+      case kAccounts:
+        if (!parse_u32(optarg, 16, 1u << 28, &o.accounts))
+          return make_error(std::string("--accounts: '") + optarg + "' is not a number 16-268435456");
+        break;
+      case kAccountsFile: o.accounts_path = optarg; break;
+      case kPolicy: o.policy_path = optarg; break;
+      case kDigestKey: o.digest_key_path = optarg; break;
+      case kRecordsDir: o.records_dir = optarg; break;
+      case kApplianceId: o.appliance_id = optarg; break;
+      case kRecordsFsync:
+        if (!parse_u32(optarg, 0, 1u << 20, &o.records_fsync_every))
+          return make_error(std::string("--records-fsync-every: '") + optarg + "' is not a number 0-1048576");
+        break;
+      case kRecordsRotate:
+        if (!parse_u32(optarg, 1, 1u << 20, &o.records_rotate_mb))
+          return make_error(std::string("--records-rotate-mb: '") + optarg + "' is not a number of MiB 1-1048576");
+        break;
+      case kRecordsRetention:
+        if (!parse_u32(optarg, 0, 36500, &o.records_retention_days))
+          return make_error(std::string("--records-retention-days: '") + optarg + "' is not a number of days 0-36500");
         break;
       case kOffline: o.offline = true; break;
       case 'r': o.read_pcap = optarg; break;

@@ -26,6 +26,16 @@ struct Options {
   std::string state_dir;     // the control process's state directory
   uint32_t table_capacity = 1u << 20;
   uint32_t rules_memory_mb = 0;  // 0: no limit
+  // accounts and records
+  uint32_t accounts = 1u << 20;      // account-table capacity
+  std::string accounts_path;         // account rows to start with (CSV); empty: none
+  std::string policy_path;           // escalation policy; empty: built-in defaults
+  std::string digest_key_path;       // HMAC key for message digests; empty: <state-dir>/digest.key or none
+  std::string records_dir;           // the dataplane's records chain; empty: none
+  std::string appliance_id;          // empty: the host name
+  uint32_t records_fsync_every = 0;  // 0: on the one-second timer only
+  uint32_t records_rotate_mb = 64;
+  uint32_t records_retention_days = 365;
   // offline mode
   bool offline = false;
   std::string read_pcap;

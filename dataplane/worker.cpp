@@ -16,34 +16,51 @@ using decode::DecodeStatus;
 using decode::PacketMeta;
 using inspect::Verdict;
 
-// Turns rule hits into events while the packet that caused them is at hand.
+// Turns measures and rule hits into events while the packet that caused them is at hand.
 struct EventSink {
   LcoreCtx& c;
   const PacketMeta& m;
   uint64_t now;
 
   void on_hit(const inspect::Hit& h) {
-    Engine& eng = *c.engine.load(std::memory_order_relaxed);
-    __atomic_store_n(&eng.rule_hits[h.rule], eng.rule_hits[h.rule] + 1, __ATOMIC_RELAXED);
-    const rules::RuleMeta& rule = eng.gen->rules[h.rule];
     record::Event e;
     e.tsc = now;
+    e.version = 0;
+    e.until_s = 0;
     std::memcpy(e.src_ip, m.src_ip, sizeof(e.src_ip));
     std::memcpy(e.dst_ip, m.dst_ip, sizeof(e.dst_ip));
     e.src_port = m.src_port;
     e.dst_port = m.dst_port;
     e.vlan = m.has_vlan ? (m.vlan_tci & 0x0fff) : 0;
-    e.version = eng.gen->version;
-    e.action = static_cast<uint8_t>(rule.action);
-    e.rule_len = static_cast<uint8_t>(std::min<size_t>(rule.id.size(), record::Event::kRuleIdCap));
-    std::memcpy(e.rule, rule.id.data(), e.rule_len);
     e.ip_version = m.ip_version;
     e.lcore = static_cast<uint8_t>(c.lcore_id);
+    e.measure = static_cast<uint8_t>(h.what);
+    e.state_before = static_cast<uint8_t>(h.state_before);
+    e.state_after = static_cast<uint8_t>(h.state_after);
+    e.to_client = h.dir_index;
+    e.rule_len = 0;
+    e.category_len = 0;
+    if (inspect::measure_has_rule(h.what)) {
+      Engine& eng = *c.engine.load(std::memory_order_relaxed);
+      __atomic_store_n(&eng.rule_hits[h.rule], eng.rule_hits[h.rule] + 1, __ATOMIC_RELAXED);
+      const rules::RuleMeta& rule = eng.gen->rules[h.rule];
+      e.version = eng.gen->version;
+      e.rule_len = static_cast<uint8_t>(std::min<size_t>(rule.id.size(), record::Event::kRuleIdCap));
+      std::memcpy(e.rule, rule.id.data(), e.rule_len);
+      e.category_len = static_cast<uint8_t>(std::min<size_t>(rule.cond.category.size(), record::Event::kCategoryCap));
+      std::memcpy(e.category, rule.cond.category.data(), e.category_len);
+    }
+    e.has_digest = h.digest != nullptr;
+    e.digest_bytes = h.digest_bytes;
+    if (h.digest) std::memcpy(e.digest, h.digest, sizeof(e.digest));
     const proto::MqttSession& s = h.flow->session;
+    e.account_known = h.flow->account.known;
     e.account_len = s.account_len;
     std::memcpy(e.account, s.account, s.account_len);
-    e.topic_len = h.dir->topic_len;
-    std::memcpy(e.topic, h.dir->topic, h.dir->topic_len);
+    // Connection-level measures (no message at hand) name no channel.
+    bool message = h.digest || inspect::measure_has_rule(h.what);
+    e.topic_len = message ? h.dir->topic_len : 0;
+    std::memcpy(e.topic, h.dir->topic, e.topic_len);
     if (!c.events->push(e)) c.counters.add(Counter::events_lost);
   }
 };
@@ -217,12 +234,14 @@ int worker_main(void* arg) {
   }
   c.loop_start_tsc = rte_rdtsc();
   uint64_t last_aging = c.loop_start_tsc;
+  const double ns_per_tsc = c.clock.tsc_hz ? 1e9 / static_cast<double>(c.clock.tsc_hz) : 0;
 
   while (!c.stop->load(std::memory_order_relaxed)) {
     uint64_t now = rte_rdtsc();
     /* Nothing read under RCU is held across iterations: report quiescence, pick up rule sets. */
     if (c.qsv) rte_rcu_qsbr_quiescent(c.qsv, c.qsv_id);
     take_pending_engine(c);
+    c.inspector->set_now(c.clock.base_realtime_ns + static_cast<int64_t>((now - c.clock.base_tsc) * ns_per_tsc));
 
     /* Flow aging, every aging_ticks (~100 us). */
     if (now - last_aging > c.aging_ticks) {

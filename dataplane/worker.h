@@ -58,6 +58,7 @@ struct alignas(64) LcoreCtx {
   // state once per loop iteration, as thread `qsv_id` of `qsv`.
   rte_rcu_qsbr* qsv = nullptr;
   unsigned qsv_id = 0;
+  record::Clock clock{};  // wall time of account measures: expiry, rates
 
   std::unique_ptr<flow::FlowTable> flows;
   std::unique_ptr<inspect::FlowState[]> flow_state;  // indexed by flow slot

@@ -131,6 +131,161 @@ std::string table_list(const json::Value& r) {
   return out;
 }
 
+bool is_true(const json::Value& v) { return v.is_bool() && v.as_bool(); }
+
+std::string joined(const json::Value& list, const char* sep) {
+  std::string out;
+  if (!list.is_array()) return out;
+  for (const json::Value& v : list.as_array()) out += (out.empty() ? "" : sep) + s(v);
+  return out;
+}
+
+// "suspended until 2026-12-01T12:00:00.000Z", "restricted to 10/60s", "none".
+std::string measure_text(const json::Value& r) {
+  std::string out = s(at(r, "state"));
+  if (at(r, "rate").is_string()) out += " to " + s(at(r, "rate"));
+  if (at(r, "until").is_string()) out += " until " + s(at(r, "until"));
+  return out;
+}
+
+std::string markers_text(const json::Value& r) {
+  std::string m = joined(at(r, "markers"), ", ");
+  return m.empty() ? "none" : m;
+}
+
+std::string records_line(const json::Value& seqs) {
+  if (!seqs.is_array() || seqs.as_array().empty()) return {};
+  return "recorded: seq " + joined(seqs, ", ") + "\n";
+}
+
+std::string account_set(const json::Value& r) {
+  const json::Value& changed = at(r, "changed");
+  std::string out = "account " + s(at(r, "account")) + ": ";
+  if (!is_true(at(changed, "markers")) && !is_true(at(changed, "measure"))) out += "unchanged; ";
+  out += measure_text(r) + "; markers " + markers_text(r) + "\n";
+  return out + records_line(at(r, "records")) + table_dataplane_line(r);
+}
+
+std::string account_show(const json::Value& r) {
+  std::string out = "account:      " + s(at(r, "account")) + "\n";
+  if (is_true(at(r, "found"))) {
+    out += "markers:      " + markers_text(r) + "\n";
+    out += "state:        " + measure_text(r) + "\n";
+  } else {
+    out += "stored:       no\n";
+  }
+  out += "open reports: " + s(at(r, "open_reports")) + "\n";
+  const json::Value& dp = at(r, "dataplane");
+  std::string d;
+  if (at(dp, "note").is_string()) {
+    d = s(at(dp, "note"));
+  } else if (at(dp, "error").is_string()) {
+    d = "not asked (" + s(at(dp, "error")) + ")";
+  } else if (at(dp, "row").is_null()) {
+    d = "no row";
+    if (is_true(at(dp, "in_sync"))) d += " (in sync)";
+  } else {
+    d = s(at(dp, "state"));
+    if (at(dp, "until").is_string()) d += " until " + s(at(dp, "until"));
+    d += is_true(at(dp, "in_sync")) ? " (in sync)" : " (differs: " + s(at(dp, "row")) + ")";
+  }
+  return out + "dataplane:    " + d + "\n";
+}
+
+std::string account_load(const json::Value& r) {
+  std::string out =
+      s(at(r, "rows")) + " rows loaded (" + s(at(r, "inserted")) + " new, " + s(at(r, "updated")) + " updated";
+  if (is_true(at(r, "replace"))) out += ", " + s(at(r, "removed")) + " removed: replaced";
+  out += "); " + s(at(r, "size")) + " accounts; " + s(at(r, "state_changes")) + " state changes recorded; " +
+         s(at(r, "ms")) + " ms\n";
+  return out + table_dataplane_line(r);
+}
+
+std::string account_count(const json::Value& r) {
+  std::string out = s(at(r, "rows")) + " accounts";
+  if (at(r, "by_state").is_object()) {
+    std::string parts;
+    for (const auto& [k, v] : at(r, "by_state").as_object()) parts += (parts.empty() ? "" : ", ") + k + " " + s(v);
+    out += ": " + parts;
+  }
+  return out + "\n";
+}
+
+std::string report_add(const json::Value& r) {
+  std::string out = "report " + s(at(r, "report")) + " opened for " + s(at(r, "account")) + " (" +
+                    s(at(r, "open_reports")) + " open)\n";
+  const json::Value& e = at(r, "escalation");
+  if (e.is_object()) {
+    if (at(e, "state").is_string()) {
+      out += "escalated: " + s(at(e, "state_before")) + " -> " + measure_text(e) + "\n";
+      out += records_line(at(e, "records")) + table_dataplane_line(e);
+    } else {
+      out += "not escalated: " + s(at(e, at(e, "error").is_string() ? "error" : "note")) + "\n";
+    }
+  }
+  return out;
+}
+
+std::string report_list(const json::Value& r) {
+  std::string out = "REPORT  STATUS    OPENED                    ACCOUNT               REASON\n";
+  if (!at(r, "reports").is_array()) return out;
+  for (const json::Value& rep : at(r, "reports").as_array()) {
+    out += pad(s(at(rep, "report")), 6, true) + "  " + pad(s(at(rep, "status")), 8) + "  " +
+           pad(s(at(rep, "opened")), 24) + "  " + pad(s(at(rep, "account")), 20) + "  " + s(at(rep, "reason"));
+    if (at(rep, "digest").is_string()) out += " [digest " + s(at(rep, "digest")).substr(0, 16) + "...]";
+    if (at(rep, "note").is_string() && !at(rep, "note").as_string().empty())
+      out += " (note: " + s(at(rep, "note")) + ")";
+    out += "\n";
+  }
+  return out;
+}
+
+std::string records_verify(const json::Value& r) {
+  std::string out;
+  if (!at(r, "chains").is_array()) return out;
+  for (const json::Value& c : at(r, "chains").as_array()) {
+    out += s(at(c, "source")) + " (" + s(at(c, "dir")) + "): ";
+    if (is_true(at(c, "ok"))) {
+      out += "ok, " + s(at(c, "records")) + " records in " + s(at(c, "files")) + " files";
+      if (at(c, "records").is_int() && at(c, "records").as_int() > 0)
+        out += " (seq " + s(at(c, "first_seq")) + "-" + s(at(c, "last_seq")) + ")";
+      out += "\n";
+      continue;
+    }
+    size_t n = at(c, "problems").is_array() ? at(c, "problems").as_array().size() : 0;
+    out += "FAILED, " + std::to_string(n) + (n == 1 ? " problem\n" : " problems\n");
+    if (at(c, "problems").is_array()) {
+      for (const json::Value& p : at(c, "problems").as_array()) out += "  " + s(p) + "\n";
+    }
+  }
+  return out;
+}
+
+std::string records_query(const json::Value& r) {
+  std::string out;
+  if (!at(r, "records").is_array()) return out;
+  for (const json::Value& rec : at(r, "records").as_array())
+    out += (rec.is_string() ? rec.as_string() : json::to_string(rec)) + "\n";
+  return out;
+}
+
+// The control side's accounts, reports and records figures (status and stats).
+std::string control_figures(const json::Value& c) {
+  std::string out;
+  const json::Value& acc = at(c, "accounts");
+  if (acc.is_object()) out += "accounts: " + account_count(acc);
+  const json::Value& rep = at(c, "reports");
+  if (rep.is_object()) out += "reports: " + s(at(rep, "open")) + " open, " + s(at(rep, "total")) + " in all\n";
+  const json::Value& rec = at(c, "records");
+  if (rec.is_object()) {
+    const json::Value& dp = at(rec, "dataplane");
+    out += "records: control chain at seq " + s(at(at(rec, "control"), "last_seq")) + "; dataplane chain at seq " +
+           s(at(dp, "head_seq")) + ", read to " + s(at(dp, "read_seq")) + ", " + s(at(dp, "applied")) +
+           " state changes applied (" + s(at(dp, "stale")) + " passed over as stale)\n";
+  }
+  return out;
+}
+
 std::string stats(const json::Value& r) {
   std::string out = "dataplane rules: " + version_text(at(r, "version")) + "\n";
   if (at(r, "ports").is_array()) {
@@ -160,6 +315,8 @@ std::string stats(const json::Value& r) {
   return out;
 }
 
+std::string stats_with_control(const json::Value& r) { return stats(r) + control_figures(at(r, "control")); }
+
 std::string status(const json::Value& r) {
   const json::Value& c = at(r, "control");
   const json::Value& dp = at(r, "dataplane");
@@ -178,6 +335,7 @@ std::string status(const json::Value& r) {
     out += "last load: none since start\n";
   }
   if (at(c, "resync_error").is_string()) out += "resync error: " + s(at(c, "resync_error")) + "\n";
+  out += control_figures(c);
   if (at(c, "metrics_listen").is_string() && !at(c, "metrics_listen").as_string().empty())
     out += "metrics: http://" + s(at(c, "metrics_listen")) + "/metrics\n";
   if (!(at(dp, "reachable").is_bool() && at(dp, "reachable").as_bool())) {
@@ -193,6 +351,11 @@ std::string status(const json::Value& r) {
     out += "last install: " + version_text(at(li, "version")) + " at " +
            (at(li, "unix_ms").is_int() ? format_time(at(li, "unix_ms").as_int()) : "?") + " (load " +
            s(at(li, "load_ms")) + " ms, swap " + s(at(li, "swap_ms")) + " ms)\n";
+  const json::Value& acc = at(dp, "accounts");
+  if (acc.is_object())
+    out += "dataplane accounts: " + s(at(acc, "rows")) + " rows (capacity " + s(at(acc, "capacity")) + ", " +
+           s(at(acc, "memory_bytes")) + " bytes), markers: " +
+           (joined(at(acc, "markers"), ", ").empty() ? "none" : joined(at(acc, "markers"), ", ")) + "\n";
   if (at(dp, "tables").is_array()) {
     out += "dataplane tables:";
     for (const json::Value& t : at(dp, "tables").as_array())
@@ -237,7 +400,22 @@ std::string format_result(const std::string& cmd, const json::Value& r) {
   if (cmd == "table.get") return s(at(r, "value")) + "\n";
   if (cmd == "table.bulk") return table_bulk(r);
   if (cmd == "table.list") return table_list(r);
-  if (cmd == "stats") return stats(r);
+  if (cmd == "account.set") return account_set(r);
+  if (cmd == "account.show") return account_show(r);
+  if (cmd == "account.del")
+    return (is_true(at(r, "deleted")) ? "deleted account " : "not present: account ") + s(at(r, "account")) + "\n" +
+           records_line(at(r, "records")) + table_dataplane_line(r);
+  if (cmd == "account.load") return account_load(r);
+  if (cmd == "account.count") return account_count(r);
+  if (cmd == "report.add") return report_add(r);
+  if (cmd == "report.list") return report_list(r);
+  if (cmd == "report.resolve")
+    return "report " + s(at(r, "report")) + " resolved (" + s(at(r, "account")) + ": " + s(at(r, "open_reports")) +
+           " open)\n";
+  if (cmd == "records.verify") return records_verify(r);
+  if (cmd == "records.query") return records_query(r);
+  if (cmd == "records.digest") return s(at(r, "digest")) + "\n";
+  if (cmd == "stats") return stats_with_control(r);
   if (cmd == "status") return status(r);
   if (cmd == "health") return health(r);
   return json::to_string(r) + "\n";

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <grp.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <fstream>
@@ -14,7 +15,9 @@ namespace imf::control {
 namespace {
 
 constexpr const char* kKnownKeys =
-    "socket, group, state_dir, keep_versions, dataplane_socket, metrics_listen, max_request_bytes, resync_interval";
+    "socket, group, state_dir, keep_versions, dataplane_socket, metrics_listen, max_request_bytes, resync_interval, "
+    "appliance_id, policy_file, digest_key_file, records_dir, dataplane_records_dir, records_rotate_bytes, "
+    "records_rotate_seconds, records_retention_days, records_fsync_every";
 
 std::string_view trim(std::string_view s) {
   size_t b = s.find_first_not_of(" \t\r");
@@ -55,6 +58,33 @@ std::string parse_path(std::string_view v, std::string* out) {
   if (v.empty()) return "empty path";
   *out = std::string(v);
   return {};
+}
+
+// A number from `lo` to `hi`; the error names the range and `unit` ("seconds", "").
+std::string parse_range(std::string_view v, uint64_t lo, uint64_t hi, const char* unit, uint64_t* out) {
+  if (!parse_u64(v, out) || *out < lo || *out > hi)
+    return "'" + std::string(v) + "' is not a number" + (*unit ? std::string(" of ") + unit : std::string()) +
+           " from " + std::to_string(lo) + " to " + std::to_string(hi);
+  return {};
+}
+
+// Record fields name the appliance: printable ASCII without quotes or backslashes keeps them plain.
+std::string parse_appliance_id(std::string_view v, std::string* out) {
+  if (v.size() > 64) return "longer than 64 characters";
+  for (char c : v) {
+    if (c <= ' ' || c > '~' || c == '"' || c == '\\')
+      return "'" + std::string(v) + "' holds a character other than printable ASCII (no spaces, quotes, backslashes)";
+  }
+  *out = std::string(v);
+  return {};
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "imf";
+  std::string out;
+  if (!parse_appliance_id(buf, &out).empty()) return "imf";
+  return out;
 }
 
 }  // namespace
@@ -161,6 +191,27 @@ Result<ControlConfig> parse_config(std::string_view text, const std::string& sou
       } else {
         c.resync_interval_s = static_cast<uint32_t>(n);
       }
+    } else if (key == "appliance_id") {
+      err = parse_appliance_id(value, &c.appliance_id);
+    } else if (key == "policy_file") {
+      err = parse_path(value, &c.policy_file);
+    } else if (key == "digest_key_file") {
+      err = parse_path(value, &c.digest_key_file);
+    } else if (key == "records_dir") {
+      err = parse_path(value, &c.records_dir);
+    } else if (key == "dataplane_records_dir") {
+      err = parse_path(value, &c.dataplane_records_dir);
+    } else if (key == "records_rotate_bytes") {
+      err = parse_size(value, &c.records_rotate_bytes);
+      if (!err.empty()) err.insert(0, "'" + std::string(value) + "': ");
+    } else if (key == "records_rotate_seconds") {
+      err = parse_range(value, 60, 366ull * 86400, "seconds", &c.records_rotate_seconds);
+    } else if (key == "records_retention_days") {
+      err = parse_range(value, 0, 36500, "days", &n);
+      c.records_retention_days = static_cast<uint32_t>(n);
+    } else if (key == "records_fsync_every") {
+      err = parse_range(value, 1, 1000000, "", &n);
+      c.records_fsync_every = static_cast<uint32_t>(n);
     } else {
       where += "unknown key '" + k + "' (known: " + kKnownKeys + ")";
       return make_error(std::move(where));
@@ -172,6 +223,13 @@ Result<ControlConfig> parse_config(std::string_view text, const std::string& sou
     }
   }
   return c;
+}
+
+void resolve_default_paths(ControlConfig* c) {
+  if (c->appliance_id.empty()) c->appliance_id = host_name();
+  if (c->digest_key_file.empty()) c->digest_key_file = c->state_dir + "/digest.key";
+  if (c->records_dir.empty()) c->records_dir = c->state_dir + "/records";
+  if (c->dataplane_records_dir.empty()) c->dataplane_records_dir = c->state_dir + "/dataplane-records";
 }
 
 Result<ControlConfig> load_config(const std::string& path) {

@@ -29,7 +29,22 @@ struct ControlConfig {
   ListenAddress metrics;
   uint64_t max_request_bytes = 64ull << 20;
   uint32_t resync_interval_s = 3;
+
+  // Accounts, reports and records (docs/control-protocol.md, "Accounts, reports and records").
+  std::string appliance_id;           // names the appliance in every record; default: the host name
+  std::string policy_file;            // escalation policy; empty: the built-in defaults
+  std::string digest_key_file;        // HMAC key (digests, pseudonyms); empty: <state_dir>/digest.key
+  std::string records_dir;            // the control chain; empty: <state_dir>/records
+  std::string dataplane_records_dir;  // imfd's chain; empty: <state_dir>/dataplane-records
+  uint64_t records_rotate_bytes = 64ull << 20;
+  uint64_t records_rotate_seconds = 86400;
+  uint32_t records_retention_days = 365;  // 0: keep forever
+  uint32_t records_fsync_every = 1;       // records per fsync of the control chain
 };
+
+// Fills the paths left empty with their defaults under state_dir, and appliance_id with the host
+// name. Call after state_dir is final (imf-control makes it absolute first). Any thread.
+void resolve_default_paths(ControlConfig* config);
 
 inline constexpr const char* kDefaultConfigPath = "/etc/imf/control.conf";
 

@@ -11,10 +11,23 @@
 // snapshot of any table whose copy may differ (row counts differ, a forward failed, the dataplane
 // restarted, or this process just started).
 //
+// Accounts (markers and measures) live in an AccountStore under <state_dir>/accounts, reports in
+// a ReportStore (<state_dir>/reports.jsonl). Every operator action on an account and every report
+// event is written to the control record chain (records_dir) BEFORE the change is stored, so no
+// measure in effect lacks its record; a change whose storing then fails gets a "change_failed"
+// record naming the records it voids. Each account change is forwarded to imfd (account.set /
+// account.del; accounts.load of the compacted snapshot after a bulk load); imfd's own changes
+// (escalations, lapses) arrive through its record chain, which follow_dataplane_records() applies
+// to the store without sending them back.
+//
 // Thread-safety: every method may be called from any thread at once. Compiles run in parallel;
 // activations (load, rollback, resync installs) are serialized by one lock, so versions are
-// numbered and activated in one order.
+// numbered and activated in one order. Account changes, their forwarding, accounts.load and the
+// following of imfd's records are serialized by another (accounts_mu_), so imfd sees account
+// changes in the order they were stored.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -25,13 +38,19 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
+#include "daemon/account_store.h"
 #include "daemon/config.h"
 #include "daemon/dataplane_link.h"
+#include "daemon/report_store.h"
 #include "daemon/table_store.h"
 #include "daemon/version_store.h"
+#include "policy/policy_config.h"
 #include "proto/json.h"
+#include "records/chain.h"
+#include "records/digest.h"
 
 namespace imf::control {
 
@@ -39,18 +58,44 @@ namespace imf::control {
 using Progress = std::function<void(const std::string&)>;
 
 struct ControlTimeouts {
-  std::chrono::milliseconds install{120000};    // the agent answers once every worker switched
-  std::chrono::milliseconds query{3000};        // status, stats
-  std::chrono::milliseconds scrape{1000};       // stats for a metrics scrape
-  std::chrono::milliseconds table_load{60000};  // the agent reads a whole snapshot (1M rows: seconds)
+  std::chrono::milliseconds install{120000};        // the agent answers once every worker switched
+  std::chrono::milliseconds query{3000};            // status, stats
+  std::chrono::milliseconds scrape{1000};           // stats for a metrics scrape
+  std::chrono::milliseconds table_load{60000};      // the agent reads a whole snapshot (1M rows: seconds)
+  std::chrono::milliseconds accounts_load{300000};  // 10M account rows
+};
+
+// account.set's arguments as the operator gave them (imfctl's options); account_set checks them.
+struct AccountSetArgs {
+  std::string account;
+  std::optional<std::vector<std::string>> markers;  // --markers: the whole list
+  std::vector<std::string> add_markers;             // --add-marker
+  std::vector<std::string> remove_markers;          // --remove-marker
+  std::optional<std::string> state;                 // --state
+  std::optional<std::string> until;                 // --until TIME (records::parse_time)
+  std::optional<std::string> for_duration;          // --for DURATION (policy::parse_duration)
+  std::optional<std::string> rate;                  // --rate N/INTERVAL
+  std::optional<std::string> reason;                // --reason
+};
+
+struct RecordsQueryArgs {
+  std::optional<std::string> account;
+  std::optional<std::string> since;  // records::parse_time
+  std::optional<int64_t> limit;      // default 1000: the newest matches
+  bool pseudonymize = false;
 };
 
 class Control {
  public:
   Control(ControlConfig config, DataplaneLink& dataplane, ControlTimeouts timeouts = {});
+  ~Control();
+  Control(const Control&) = delete;
+  Control& operator=(const Control&) = delete;
 
   // Prepares <state_dir>/rules and <state_dir>/tables (removing leftovers of interrupted writes)
-  // and loads the tables. Call once, before anything else.
+  // and loads the tables; loads the policy, the digest key (created if missing), the accounts and
+  // reports, opens the control record chain and the reader of imfd's chain at the persisted
+  // cursor. Call once, before anything else.
   Status init();
 
   // rules.validate: parses and compiles without keeping anything.
@@ -84,6 +129,56 @@ class Control {
                                  bool replace);
   Result<json::Value> table_list();
 
+  // account.set: changes markers and/or the measure of one account (created when new). Checks every
+  // argument first (errors name the option: "--until: ..."), writes the records (a "markers" and/or
+  // a "state_change" record), stores the row (journal), forwards it to the dataplane.
+  // Result {"account","row","markers","state","until","until_s","rate","changed":{"markers","measure"},
+  // "records":[SEQ...],"dataplane":{...}}.
+  Result<json::Value> account_set(const AccountSetArgs& args, uid_t peer_uid);
+  // account.show: the stored row, its open reports and (when imfd answers) imfd's live row.
+  // Result {"account","found","markers","state","until","until_s","rate","open_reports","dataplane":{...}}.
+  Result<json::Value> account_show(const std::string& account);
+  // account.del: removes an account (records its measure and markers going), forwards account.del.
+  // Result {"account","deleted","records":[...],"dataplane":{...}}.
+  Result<json::Value> account_del(const std::string& account, uid_t peer_uid);
+  // account.load: a CSV of account rows (policy::format_account_row), all or nothing; records an
+  // "accounts_loaded" record and a state_change per row whose measure changed; sends accounts.load.
+  // Result {"rows","inserted","updated","removed","size","replace","state_changes","ms","dataplane":{...}}.
+  Result<json::Value> account_load(const std::string& csv, const std::string& source, bool replace, uid_t peer_uid,
+                                   const Progress& progress);
+  // account.count: {"rows","by_state":{state:N},"marker_lists","journal_lines"}.
+  Result<json::Value> account_count();
+
+  // report.add: opens a report; when the account's open reports reach a multiple of the policy's
+  // report_threshold (0: never), escalates it one step (a state_change record with cause
+  // "reports"; until = now + the policy's expiry of the new state; a restricted account gets the
+  // policy's restricted_rate).
+  // Result {"report","account","open_reports","escalation":null|{"state_before","state_after","until","rate"}}.
+  Result<json::Value> report_add(const std::string& account, const std::string& reason,
+                                 const std::optional<std::string>& digest, uid_t peer_uid);
+  // report.list: {"reports":[{"report","account","reason","digest","opened","status","note","resolved"}]}.
+  Result<json::Value> report_list(bool open_only, const std::optional<std::string>& account);
+  // report.resolve: {"report","account","open_reports"}.
+  Result<json::Value> report_resolve(uint64_t id, const std::string& note, uid_t peer_uid);
+
+  // records.verify: both chains. {"ok",chains:[{"source","dir","ok","records","files","first_seq",
+  // "last_seq","problems":[...]}]}.
+  Result<json::Value> records_verify();
+  // records.query: {"records":[{...}],"count","limit","pseudonymized"} merged from both chains.
+  Result<json::Value> records_query(const RecordsQueryArgs& args);
+  // records.digest: HMAC (digest key) of `content`, or of its first `bytes` bytes.
+  // {"digest","bytes","of_bytes"}. Errors never quote the content.
+  Result<json::Value> records_digest(const std::string& content, std::optional<int64_t> bytes);
+
+  // Applies the state_change records imfd wrote since the cursor to the account store (without
+  // sending them back to imfd), then persists the cursor. Returns how many records were read.
+  // Also fsyncs the control chain when records_fsync_every > 1 left records unsynced. Follower
+  // thread (every 200 ms).
+  Result<size_t> follow_dataplane_records();
+
+  // Tests: the clock for record times, report times and `until` (unix ns).
+  void set_clock(std::function<int64_t()> now_ns) { clock_ = std::move(now_ns); }
+
   // stats: the dataplane's counters as its agent reports them. Error when it is unreachable.
   Result<json::Value> stats();
   // status: the control side (uptime, active version, last load) and the dataplane's status.
@@ -93,7 +188,10 @@ class Control {
 
   // One resync round: asks the dataplane's status, installs the active version if it runs another,
   // then, when the status lists "tables", loads the snapshot of every table whose dataplane copy
-  // may differ. Connection failures are expected (dataplane down) and only recorded. Resync thread.
+  // may differ, and when it has "accounts", loads the accounts when imfd's copy may differ (its
+  // row count differs, a forward failed, imfd restarted, or this process just started) — after
+  // applying imfd's pending records, so its own escalations are not undone. Connection failures
+  // are expected (dataplane down) and only recorded. Resync thread.
   void resync();
 
   // The Prometheus exposition text for GET /metrics; queries the dataplane (scrape timeout).
@@ -148,11 +246,63 @@ class Control {
   void sync_tables(const json::Value& status_body, const std::map<std::string, uint64_t>& changes_before,
                    std::string* errors);
 
+  // ---------------------------------------------------------------- accounts, reports, records
+  Status init_accounts_and_records();
+  int64_t now_ns() const { return clock_(); }
+  std::string cursor_path() const { return config_.state_dir + "/dataplane-records.cursor"; }
+  // Appends records (JSON objects) to the control chain and makes them durable per
+  // records_fsync_every; returns their seqs. With records_mu_ taken inside.
+  Result<std::vector<uint64_t>> write_records(const std::vector<json::Value>& records);
+  // Best effort: records that the changes described by seqs [first, last] were not applied.
+  void record_failure(const std::vector<uint64_t>& seqs, const std::string& error);
+  // The "dataplane" member of an account change's result; sends `request` unless imfd keeps no
+  // accounts. With accounts_mu_ held.
+  json::Value forward_account_change(const json::Value& request);
+  // With accounts_mu_ held: compacts and sends accounts.load. Error: the snapshot could not be
+  // written (nothing sent).
+  Result<DataplaneReply> load_accounts();
+  // With accounts_mu_ held: applies every pending imfd record; `forward_back`: also sends each
+  // resulting row to imfd (after an accounts.load, for changes imfd made while loading).
+  Result<size_t> apply_dataplane_records(bool forward_back);
+  // With accounts_mu_ held: one account change, recorded then stored then forwarded.
+  Result<json::Value> change_account(const std::optional<policy::AccountRow>& before,
+                                     const std::optional<policy::AccountRow>& after, std::vector<json::Value> records);
+  // Loads the accounts into imfd when its copy may differ (resync).
+  void sync_accounts(const json::Value& status_body, uint64_t changes_before, std::string* errors);
+  json::Value records_figures();
+  json::Value account_figures();
+
   ControlConfig config_;
   DataplaneLink& dataplane_;
   ControlTimeouts timeouts_;
   VersionStore versions_;
   TableStore tables_;
+  AccountStore accounts_;
+  ReportStore reports_;
+  policy::EscalationPolicy policy_;
+  records::Key key_{};
+  std::function<int64_t()> clock_;
+
+  std::mutex records_mu_;  // guards the writer (single-threaded) and unsynced_records_
+  std::unique_ptr<records::ChainWriter> records_;
+  uint64_t unsynced_records_ = 0;
+
+  std::mutex reports_mu_;  // serializes report changes (the id is recorded before the report is stored)
+
+  std::mutex accounts_mu_;  // serializes account changes, forwards, loads and record following
+  std::unique_ptr<records::ChainReader> dataplane_reader_;  // guarded by accounts_mu_
+  uint64_t cursor_written_ = 0;                             // guarded by accounts_mu_
+  // imfd's copy may differ: resync loads it. As TableSync::dirty.
+  std::atomic<bool> accounts_dirty_{true};
+  std::atomic<uint64_t> account_changes_{0};
+  std::atomic<uint64_t> dp_records_applied_{0};  // imfd state changes applied to the store
+  std::atomic<uint64_t> dp_records_stale_{0};    // passed over: the store's state was not state_before
+  std::atomic<uint64_t> dp_records_bad_{0};      // unreadable state_change records
+  std::atomic<uint64_t> dp_records_seen_{0};     // records read (any kind)
+  // The reader's last_seq() and skipped(), for status without waiting for accounts_mu_ (held
+  // through a 10M-row load).
+  std::atomic<uint64_t> dp_read_seq_{0};
+  std::atomic<uint64_t> dp_skipped_{0};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   std::mutex rules_mu_;  // serializes activations and version numbering
@@ -174,7 +324,8 @@ class Control {
   std::map<uint64_t, ArtifactInfo> artifact_cache_;
   std::map<std::string, std::unique_ptr<TableSync>> table_sync_;
   enum class DataplaneTables : uint8_t { kUnknown, kYes, kNo };
-  DataplaneTables dataplane_tables_ = DataplaneTables::kUnknown;  // from the newest status
+  DataplaneTables dataplane_tables_ = DataplaneTables::kUnknown;    // from the newest status
+  DataplaneTables dataplane_accounts_ = DataplaneTables::kUnknown;  // its status has "accounts"
   // When the dataplane started, estimated from the newest status's uptime_s.
   std::optional<std::chrono::steady_clock::time_point> dataplane_started_;
 };

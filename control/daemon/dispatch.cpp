@@ -8,6 +8,8 @@
 #include <cstring>
 #include <initializer_list>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "proto/protocol.h"
 
@@ -24,6 +26,7 @@ constexpr Field kSource{"source", Type::kString, false};
 constexpr Field kVersionOpt{"version", Type::kInt, false};
 constexpr Field kTable{"table", Type::kString, true};
 constexpr Field kKey{"key", Type::kString, true};
+constexpr Field kAccount{"account", Type::kString, true};
 
 struct Input {
   const std::string* borrowed = nullptr;  // args.text, not copied: it may be megabytes
@@ -83,6 +86,24 @@ Result<Input> text_or_path(const std::string& cmd, const json::Value& args, cons
   return in;
 }
 
+// args.NAME as a list of strings (absent: nullopt).
+Result<std::optional<std::vector<std::string>>> string_list(const std::string& cmd, const json::Value& args,
+                                                            const char* name) {
+  const json::Value* v = args.find(name);
+  if (!v) return std::optional<std::vector<std::string>>{};
+  std::vector<std::string> out;
+  for (const json::Value& e : v->as_array()) {
+    if (!e.is_string()) return make_error(cmd + ": args." + name + " must be an array of strings");
+    out.push_back(e.as_string());
+  }
+  return std::optional<std::vector<std::string>>(std::move(out));
+}
+
+std::optional<std::string> opt_string(const json::Value& args, const char* name) {
+  const std::string* s = proto::get_string(args, name);
+  return s ? std::optional<std::string>(*s) : std::nullopt;
+}
+
 Result<std::optional<uint64_t>> version_arg(const std::string& cmd, const json::Value& args, const char* name) {
   auto v = proto::get_int(args, name);
   if (!v) return std::optional<uint64_t>{};
@@ -94,7 +115,9 @@ Result<std::optional<uint64_t>> version_arg(const std::string& cmd, const json::
 
 const char* command_names() {
   return "rules.validate, rules.load, rules.show, rules.diff, rules.rollback, rules.list, table.set, table.del, "
-         "table.get, table.bulk, table.list, stats, status, health";
+         "table.get, table.bulk, table.list, account.set, account.show, account.del, account.load, account.count, "
+         "report.add, report.list, report.resolve, records.verify, records.query, records.digest, stats, status, "
+         "health";
 }
 
 std::string handle_request(Control& control, std::string_view line, const Peer& peer,
@@ -147,6 +170,80 @@ std::string handle_request(Control& control, std::string_view line, const Peer& 
   } else if (cmd == "table.list") {
     if (Status s = check({}); !s) return proto::error_line(id, s.error());
     r = control.table_list();
+  } else if (cmd == "account.set") {
+    if (Status s = check({kAccount,
+                          {"markers", Type::kArray, false},
+                          {"add_markers", Type::kArray, false},
+                          {"remove_markers", Type::kArray, false},
+                          {"state", Type::kString, false},
+                          {"until", Type::kString, false},
+                          {"for", Type::kString, false},
+                          {"rate", Type::kString, false},
+                          {"reason", Type::kString, false}});
+        !s)
+      return proto::error_line(id, s.error());
+    AccountSetArgs a;
+    a.account = str("account");
+    for (auto [name, out] :
+         {std::pair{"add_markers", &a.add_markers}, std::pair{"remove_markers", &a.remove_markers}}) {
+      auto l = string_list(cmd, args, name);
+      if (!l) return proto::error_line(id, l.error());
+      if (l.value()) *out = std::move(*l.value());
+    }
+    auto markers = string_list(cmd, args, "markers");
+    if (!markers) return proto::error_line(id, markers.error());
+    a.markers = std::move(markers.value());
+    a.state = opt_string(args, "state");
+    a.until = opt_string(args, "until");
+    a.for_duration = opt_string(args, "for");
+    a.rate = opt_string(args, "rate");
+    a.reason = opt_string(args, "reason");
+    r = control.account_set(a, peer.uid);
+  } else if (cmd == "account.show" || cmd == "account.del") {
+    if (Status s = check({kAccount}); !s) return proto::error_line(id, s.error());
+    r = cmd == "account.show" ? control.account_show(str("account")) : control.account_del(str("account"), peer.uid);
+  } else if (cmd == "account.load") {
+    if (Status s = check({kText, kPath, kSource, {"replace", Type::kBool, false}}); !s)
+      return proto::error_line(id, s.error());
+    auto in = text_or_path(cmd, args, peer, limit, "accounts.csv");
+    if (!in) return proto::error_line(id, in.error());
+    r = control.account_load(in->text(), in->source, proto::get_bool(args, "replace", false), peer.uid, progress);
+  } else if (cmd == "account.count" || cmd == "records.verify") {
+    if (Status s = check({}); !s) return proto::error_line(id, s.error());
+    r = cmd == "account.count" ? control.account_count() : control.records_verify();
+  } else if (cmd == "report.add") {
+    if (Status s = check({kAccount, {"reason", Type::kString, true}, {"digest", Type::kString, false}}); !s)
+      return proto::error_line(id, s.error());
+    r = control.report_add(str("account"), str("reason"), opt_string(args, "digest"), peer.uid);
+  } else if (cmd == "report.list") {
+    if (Status s = check({{"open", Type::kBool, false}, {"account", Type::kString, false}}); !s)
+      return proto::error_line(id, s.error());
+    r = control.report_list(proto::get_bool(args, "open", false), opt_string(args, "account"));
+  } else if (cmd == "report.resolve") {
+    if (Status s = check({{"report", Type::kInt, true}, {"note", Type::kString, false}}); !s)
+      return proto::error_line(id, s.error());
+    int64_t n = *proto::get_int(args, "report");
+    if (n < 1) return proto::error_line(id, cmd + ": args.report must be a report number (1 or more)");
+    r = control.report_resolve(static_cast<uint64_t>(n), opt_string(args, "note").value_or(""), peer.uid);
+  } else if (cmd == "records.query") {
+    if (Status s = check({{"account", Type::kString, false},
+                          {"since", Type::kString, false},
+                          {"limit", Type::kInt, false},
+                          {"pseudonymize", Type::kBool, false}});
+        !s)
+      return proto::error_line(id, s.error());
+    RecordsQueryArgs q;
+    q.account = opt_string(args, "account");
+    q.since = opt_string(args, "since");
+    q.limit = proto::get_int(args, "limit");
+    q.pseudonymize = proto::get_bool(args, "pseudonymize", false);
+    r = control.records_query(q);
+  } else if (cmd == "records.digest") {
+    if (Status s = check({kText, kPath, kSource, {"bytes", Type::kInt, false}}); !s)
+      return proto::error_line(id, s.error());
+    auto in = text_or_path(cmd, args, peer, limit, "file");
+    if (!in) return proto::error_line(id, in.error());
+    r = control.records_digest(in->text(), proto::get_int(args, "bytes"));
   } else if (cmd == "stats" || cmd == "status" || cmd == "health") {
     if (Status s = check({}); !s) return proto::error_line(id, s.error());
     r = cmd == "stats" ? control.stats() : cmd == "status" ? control.status() : control.health();

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,6 +28,7 @@ namespace {
 using imf::control::ControlConfig;
 
 constexpr auto kShutdownWait = std::chrono::seconds(5);
+constexpr auto kFollowInterval = std::chrono::milliseconds(200);
 
 const char* usage() {
   return "usage: imf-control [--config FILE]\n"
@@ -42,13 +44,15 @@ imf::Status absolute_state_dir(ControlConfig* c) {
   if (!::realpath(c->state_dir.c_str(), buf))
     return imf::make_error(c->state_dir + ": " + std::string(std::strerror(errno)));
   c->state_dir = buf;
+  imf::control::resolve_default_paths(c);
   return imf::Ok{};
 }
 
-// Calls Control::resync() at start and every interval until stopped.
-class Resyncer {
+// Calls `fn` at start and every interval until stopped, on its own thread: Control::resync()
+// every resync_interval, Control::follow_dataplane_records() every 200 ms.
+class Periodic {
  public:
-  Resyncer(imf::control::Control& control, std::chrono::seconds interval) : control_(control), interval_(interval) {
+  Periodic(std::function<void()> fn, std::chrono::milliseconds interval) : fn_(std::move(fn)), interval_(interval) {
     thread_ = std::thread([this] { run(); });
   }
   // Asks the thread to stop; true when it ended within `timeout` (it may be mid-install).
@@ -61,7 +65,7 @@ class Resyncer {
     thread_.join();
     return true;
   }
-  ~Resyncer() {
+  ~Periodic() {
     if (thread_.joinable()) thread_.detach();  // only after a stop() that timed out, right before exit
   }
 
@@ -70,7 +74,7 @@ class Resyncer {
     std::unique_lock lock(mu_);
     while (!stop_) {
       lock.unlock();
-      control_.resync();
+      fn_();
       lock.lock();
       cv_.wait_for(lock, interval_, [&] { return stop_; });
     }
@@ -78,8 +82,8 @@ class Resyncer {
     cv_.notify_all();
   }
 
-  imf::control::Control& control_;
-  std::chrono::seconds interval_;
+  std::function<void()> fn_;
+  std::chrono::milliseconds interval_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -154,14 +158,27 @@ int main(int argc, char** argv) {
     metrics->start();
     spdlog::info("metrics on http://{}/metrics", metrics->address());
   }
-  Resyncer resync(control, std::chrono::seconds(config->resync_interval_s));
+  Periodic resync([&control] { control.resync(); }, std::chrono::seconds(config->resync_interval_s));
+  // imfd's escalations and lapses, from its record chain, into the account store.
+  Periodic follow(
+      [&control] {
+        static std::string last_error;
+        auto r = control.follow_dataplane_records();
+        std::string error = r ? std::string() : r.error();
+        if (!error.empty() && error != last_error) spdlog::error("{}", error);
+        last_error = error;
+      },
+      kFollowInterval);
   spdlog::info("listening on {} (state in {}, dataplane at {})", config->socket, config->state_dir,
                config->dataplane_socket);
+  spdlog::info("records in {}; following imfd's in {}; digest key {} (give imfd the same with --digest-key)",
+               control.config().records_dir, control.config().dataplane_records_dir, control.config().digest_key_file);
 
   server.value()->run(sfd);
 
   spdlog::info("stopping");
   bool clean = resync.stop(kShutdownWait);
+  clean = follow.stop(kShutdownWait) && clean;
   clean = server.value()->drain(kShutdownWait) && clean;
   if (metrics) metrics->stop();
   server.value().reset();  // removes the socket file

@@ -18,10 +18,19 @@ namespace imf::control {
 
 namespace {
 
-constexpr const char* kFixedFamilies[] = {
-    "imf_packets_total",        "imf_bytes_total",     "imf_port_rx_missed_total",
-    "imf_port_tx_errors_total", "imf_rule_hits_total", "imf_latency_samples_total",
-    "imf_dataplane_up",         "imf_rules_version",   "imf_control_uptime_seconds"};
+constexpr const char* kFixedFamilies[] = {"imf_packets_total",
+                                          "imf_bytes_total",
+                                          "imf_port_rx_missed_total",
+                                          "imf_port_tx_errors_total",
+                                          "imf_rule_hits_total",
+                                          "imf_latency_samples_total",
+                                          "imf_dataplane_up",
+                                          "imf_rules_version",
+                                          "imf_control_uptime_seconds",
+                                          "imf_control_accounts",
+                                          "imf_control_reports_open",
+                                          "imf_control_records_seq",
+                                          "imf_control_dataplane_state_changes_applied_total"};
 
 std::string sanitize(std::string_view name) {
   std::string out;
@@ -190,6 +199,23 @@ std::string render_metrics(const json::Value* stats, const ControlMetrics& contr
   w.sample("imf_control_active_rules_version", "", std::to_string(control.active_version));
   w.family("imf_control_uptime_seconds", "gauge", "Seconds since imf-control started.");
   w.sample("imf_control_uptime_seconds", "", std::to_string(static_cast<int64_t>(control.uptime_s)));
+  if (control.accounts) {
+    w.family("imf_control_accounts", "gauge", "Accounts stored in imf-control, by state.");
+    constexpr const char* kStates[] = {"none", "warned", "restricted", "suspended", "shutdown"};
+    for (int i = 0; i < 5; ++i)
+      w.sample("imf_control_accounts", std::string("state=\"") + kStates[i] + "\"",
+               std::to_string(control.accounts_by_state[i]));
+    w.family("imf_control_reports_open", "gauge", "Open reports.");
+    w.sample("imf_control_reports_open", "", std::to_string(control.reports_open));
+    w.family("imf_control_records_seq", "gauge",
+             "Last record of the control chain written, and of the dataplane's chain read.");
+    w.sample("imf_control_records_seq", "chain=\"control\"", std::to_string(control.records_control_seq));
+    w.sample("imf_control_records_seq", "chain=\"dataplane\"", std::to_string(control.records_dataplane_seq));
+    w.family("imf_control_dataplane_state_changes_applied_total", "counter",
+             "State changes of the dataplane's records applied to the stored accounts since imf-control started.");
+    w.sample("imf_control_dataplane_state_changes_applied_total", "",
+             std::to_string(control.dataplane_state_changes_applied));
+  }
   if (!stats) return w.take();
 
   if (const json::Value* v = stats->find("version")) {

@@ -21,6 +21,13 @@ namespace imf::control {
 struct ControlMetrics {
   uint64_t active_version = 0;  // on disk; 0 when none
   double uptime_s = 0;
+  // Accounts, reports and records (rendered when `accounts` is set).
+  bool accounts = false;
+  uint64_t accounts_by_state[5] = {};  // indexed by policy::AccountState
+  uint64_t reports_open = 0;
+  uint64_t records_control_seq = 0;    // last record of the control chain
+  uint64_t records_dataplane_seq = 0;  // last record of imfd's chain read
+  uint64_t dataplane_state_changes_applied = 0;
 };
 
 // Renders the exposition text from a dataplane `stats` response (nullptr: unreachable). Families:
@@ -30,7 +37,10 @@ struct ControlMetrics {
 // family per dataplane counter; without the label when the dataplane reports only totals; a
 // counter whose family name would clash with a fixed family becomes imf_dp_<name>_total),
 // imf_rule_hits_total {rule, action}, imf_latency_nanoseconds {quantile} and
-// imf_latency_samples_total. Names are sanitized to [a-zA-Z0-9_], label values escaped. Pure.
+// imf_latency_samples_total; with control.accounts also imf_control_accounts {state},
+// imf_control_reports_open, imf_control_records_seq {chain} and
+// imf_control_dataplane_state_changes_applied_total (served whether or not the dataplane answers). Names are sanitized
+// to [a-zA-Z0-9_], label values escaped. Pure.
 std::string render_metrics(const json::Value* stats, const ControlMetrics& control);
 
 // A minimal HTTP/1.0 server for GET /metrics on one loopback address; one request at a time, each

@@ -33,8 +33,8 @@ class Lines {
 };
 
 bool same_rule(const rules::Rule& a, const rules::Rule& b) {
-  return a.action == b.action && a.scope == b.scope && a.literal == b.literal && a.pattern == b.pattern &&
-         a.flags == b.flags;
+  return a.action == b.action && a.scope == b.scope && a.cond == b.cond && a.literal == b.literal &&
+         a.pattern == b.pattern && a.flags == b.flags;
 }
 
 }  // namespace

@@ -10,7 +10,8 @@ namespace imf::rules {
 
 namespace {
 
-constexpr char kMagic[8] = {'I', 'M', 'F', 'R', 'U', 'L', 'E', '1'};
+constexpr char kMagic[8] = {'I', 'M', 'F', 'R', 'U', 'L', 'E', '2'};
+constexpr char kMagicV1[8] = {'I', 'M', 'F', 'R', 'U', 'L', 'E', '1'};  // before rule conditions
 constexpr uint32_t kMaxRules = 1u << 24;
 
 uint64_t fnv1a(const char* p, size_t n) {
@@ -34,6 +35,11 @@ void put_str(std::string& out, const std::string& s) {
   out += s;
 }
 
+void put_list(std::string& out, const std::vector<std::string>& l) {
+  put<uint32_t>(out, static_cast<uint32_t>(l.size()));
+  for (const std::string& s : l) put_str(out, s);
+}
+
 // Bounds-checked reader over the encoded bytes; the first failure sticks.
 class Reader {
  public:
@@ -52,6 +58,13 @@ class Reader {
     std::string s = b_.substr(pos_, n);
     pos_ += n;
     return s;
+  }
+  std::vector<std::string> list() {
+    auto n = get<uint32_t>();
+    std::vector<std::string> l;
+    if (n > 4096) ok_ = false;
+    for (uint32_t i = 0; i < n && ok_; ++i) l.push_back(str());
+    return l;
   }
   bool ok() const { return ok_; }
   size_t pos() const { return pos_; }
@@ -79,6 +92,11 @@ std::string encode_artifact(const RuleSetArtifact& a) {
     put_str(out, r.id);
     put<uint8_t>(out, static_cast<uint8_t>(r.action));
     put<uint8_t>(out, r.scope);
+    put_str(out, r.cond.category);
+    put_list(out, r.cond.channels);
+    put_list(out, r.cond.with_markers);
+    put_list(out, r.cond.without_markers);
+    put<uint8_t>(out, static_cast<uint8_t>(r.cond.dry_run | r.cond.any_body << 1));
   }
   put_str(out, a.compiled.database);
   put<uint64_t>(out, fnv1a(out.data(), out.size()));
@@ -87,8 +105,9 @@ std::string encode_artifact(const RuleSetArtifact& a) {
 
 Result<RuleSetArtifact> decode_artifact(const std::string& bytes, const std::string& what) {
   auto bad = [&](const std::string& why) { return make_error(what + ": not a valid rule-set artifact: " + why); };
-  if (bytes.size() < sizeof(kMagic) + 8 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
-    return bad("bad magic");
+  if (bytes.size() < sizeof(kMagic) + 8) return bad("bad magic");
+  bool v1 = std::memcmp(bytes.data(), kMagicV1, sizeof(kMagic)) == 0;
+  if (!v1 && std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) return bad("bad magic");
   size_t body = bytes.size() - 8;
   uint64_t sum;
   std::memcpy(&sum, bytes.data() + body, 8);
@@ -110,6 +129,15 @@ Result<RuleSetArtifact> decode_artifact(const std::string& bytes, const std::str
     m.id = r.str();
     auto action = r.get<uint8_t>();
     m.scope = r.get<uint8_t>();
+    if (!v1) {
+      m.cond.category = r.str();
+      m.cond.channels = r.list();
+      m.cond.with_markers = r.list();
+      m.cond.without_markers = r.list();
+      auto bits = r.get<uint8_t>();
+      m.cond.dry_run = bits & 1;
+      m.cond.any_body = bits & 2;
+    }
     if (action > static_cast<uint8_t>(Action::kDrop) || m.scope == 0 || (m.scope & ~(kScopePayload | kScopeTopic)))
       return bad("rule " + std::to_string(i) + " has an unknown action or scope");
     m.action = static_cast<Action>(action);

@@ -4,9 +4,11 @@
 // version into its state directory; the dataplane reads the artifact it is told to install (or,
 // starting alone, the one the state directory marks active) and only deserializes the database.
 //
-// File layout (little endian): "IMFRULE1", u64 version, u64 created_unix_ms,
-// str source, str rules_text, u32 n_rules, n_rules x {str id, u8 action, u8 scope},
-// str database, u64 FNV-1a of every byte before it. str = u32 length + bytes.
+// File layout (little endian): "IMFRULE2", u64 version, u64 created_unix_ms,
+// str source, str rules_text, u32 n_rules, n_rules x {str id, u8 action, u8 scope,
+// str category, list channels, list with_markers, list without_markers, u8 dry_run | any_body << 1},
+// str database, u64 FNV-1a of every byte before it. str = u32 length + bytes; list = u32 count +
+// that many str. "IMFRULE1" artifacts (no conditions after the scope) still read.
 #pragma once
 
 #include <cstdint>

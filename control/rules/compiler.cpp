@@ -57,6 +57,7 @@ Result<CompiledRules> compile_rules(const RuleSet& set) {
   // hs_compile_multi stops at the first bad expression; checking each first names them all.
   for (size_t i = 0; i < set.rules.size(); ++i) {
     const Rule& r = set.rules[i];
+    if (r.cond.any_body) continue;  // judged by the dataplane at each message, not by Hyperscan
     exprs.push_back(hs_expression(r));
     flags.push_back(hs_flags(r));
     ids.push_back(static_cast<unsigned>(i));
@@ -75,6 +76,13 @@ Result<CompiledRules> compile_rules(const RuleSet& set) {
     return make_error(std::move(all));
   }
 
+  if (exprs.empty()) {
+    // Only pattern-less rules: the dataplane still scans with a database. This one cannot match
+    // (its id is past the last rule, which the dataplane ignores) and costs nearly nothing.
+    exprs.push_back("\\x00imf-no-pattern-rules\\xff\\x00");
+    flags.push_back(HS_FLAG_SINGLEMATCH);
+    ids.push_back(static_cast<unsigned>(set.rules.size()));
+  }
   expr_ptrs.reserve(exprs.size());
   for (const std::string& e : exprs) expr_ptrs.push_back(e.c_str());
   hs_database_t* raw_db = nullptr;
@@ -82,8 +90,8 @@ Result<CompiledRules> compile_rules(const RuleSet& set) {
   if (hs_compile_multi(expr_ptrs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), HS_MODE_STREAM,
                        nullptr, &raw_db, &raw_err) != HS_SUCCESS) {
     HsCompileError err(raw_err);
-    if (err->expression >= 0 && static_cast<size_t>(err->expression) < set.rules.size()) {
-      return make_error(where(set, set.rules[err->expression]) + "pattern rejected by Hyperscan: " + err->message);
+    if (err->expression >= 0 && static_cast<size_t>(err->expression) < ids.size()) {
+      return make_error(where(set, set.rules[ids[err->expression]]) + "pattern rejected by Hyperscan: " + err->message);
     }
     return make_error(set.source + ": Hyperscan could not compile the rule set: " + err->message);
   }
@@ -98,7 +106,7 @@ Result<CompiledRules> compile_rules(const RuleSet& set) {
   out.database.assign(bytes, len);
   std::free(bytes);
   out.rules.reserve(set.rules.size());
-  for (const Rule& r : set.rules) out.rules.push_back({r.id, r.action, r.scope});
+  for (const Rule& r : set.rules) out.rules.push_back({r.id, r.action, r.scope, r.cond});
   return out;
 }
 

@@ -16,6 +16,7 @@ struct RuleMeta {
   std::string id;
   Action action;
   uint8_t scope;
+  RuleConditions cond;
 };
 
 struct CompiledRules {

@@ -20,10 +20,25 @@ enum PatternFlag : uint8_t {
   kFlagUtf8 = 1u << 3,       // u
 };
 
+// Whom and where a rule applies to beyond its pattern, and how it acts. Markers are by name:
+// the dataplane maps them to the bits its account table uses.
+struct RuleConditions {
+  std::string category;                      // operator's label, e.g. "spam"; empty: none
+  std::vector<std::string> channels;         // MQTT topic filters (+, #); empty: every channel
+  std::vector<std::string> with_markers;     // the sending account must carry all of these
+  std::vector<std::string> without_markers;  // ... and none of these
+  bool dry_run = false;                      // a drop is recorded as would-drop; traffic passes
+  bool any_body = false;                     // no pattern (`*`): every message in scope matches
+
+  bool needs_account() const { return !with_markers.empty() || !without_markers.empty(); }
+  bool operator==(const RuleConditions&) const = default;
+};
+
 struct Rule {
   std::string id;
   Action action = Action::kAlert;
   uint8_t scope = kScopePayload;
+  RuleConditions cond;
   bool literal = false;
   std::string pattern;  // literal bytes, or the regex source without delimiters
   uint8_t flags = 0;

@@ -5,6 +5,8 @@
 #include <set>
 #include <sstream>
 
+#include "rules/topic_filter.h"
+
 namespace imf::rules {
 
 const char* action_name(Action a) { return a == Action::kDrop ? "drop" : "alert"; }
@@ -127,6 +129,61 @@ std::string parse_scope(std::string_view s, uint8_t* scope) {
   return *scope ? std::string{} : "empty scope";
 }
 
+// Marker names as the account table takes them: 1-32 of a-z 0-9 _ . -
+bool valid_marker(std::string_view m) {
+  if (m.empty() || m.size() > 32) return false;
+  for (char c : m) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_' ||
+          c == '.' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+std::vector<std::string> split_list(std::string_view v) {
+  std::vector<std::string> out;
+  while (true) {
+    size_t comma = v.find(',');
+    out.emplace_back(v.substr(0, comma));
+    if (comma == std::string_view::npos) return out;
+    v.remove_prefix(comma + 1);
+  }
+}
+
+// Parses one `key=value` option into rule->cond. Returns an error text, empty on success.
+std::string parse_option(std::string_view opt, Rule* rule) {
+  size_t eq = opt.find('=');
+  std::string_view key = opt.substr(0, eq);
+  std::string_view value = opt.substr(eq + 1);
+  RuleConditions& c = rule->cond;
+  if (value.empty()) return "option '" + std::string(key) + "' has no value";
+  if (key == "category") {
+    if (!c.category.empty()) return "category given twice";
+    if (value.size() > 32 || !valid_marker(value)) return "category must be 1-32 characters of a-z 0-9 _ . -";
+    c.category = std::string(value);
+  } else if (key == "channel") {
+    for (std::string& f : split_list(value)) {
+      if (Status st = check_topic_filter(f); !st) return "channel: " + st.error();
+      c.channels.push_back(std::move(f));
+    }
+  } else if (key == "with" || key == "without") {
+    auto& list = key == "with" ? c.with_markers : c.without_markers;
+    for (std::string& m : split_list(value)) {
+      if (!valid_marker(m)) return "marker '" + m + "' must be 1-32 characters of a-z 0-9 _ . -";
+      list.push_back(std::move(m));
+    }
+  } else if (key == "mode") {
+    if (value == "dry-run") {
+      c.dry_run = true;
+    } else if (value != "enforce") {
+      return "unknown mode '" + std::string(value) + "' (allowed: enforce, dry-run)";
+    }
+  } else {
+    return "unknown option '" + std::string(key) + "' (allowed: category, channel, with, without, mode)";
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<RuleSet> parse_rules(std::string_view text, const std::string& source) {
@@ -149,7 +206,7 @@ Result<RuleSet> parse_rules(std::string_view text, const std::string& source) {
     std::string_view id = next_token(rest);
     std::string_view action = next_token(rest);
     std::string_view scope = next_token(rest);
-    std::string_view pattern = trim(rest);
+    std::string_view options = rest;  // key=value tokens up to the pattern
 
     auto fail = [&](const std::string& what) {
       errors << source << ':' << line_no << ": ";
@@ -180,15 +237,47 @@ Result<RuleSet> parse_rules(std::string_view text, const std::string& source) {
       fail(scope.empty() ? "missing scope" : err);
       continue;
     }
+    std::string err;
+    std::string_view pattern;
+    while (err.empty()) {
+      std::string_view before = options;
+      std::string_view tok = next_token(options);
+      if (tok.empty() || tok.front() == '"' || tok.front() == '/' || tok == "*" || tok.find('=') == tok.npos) {
+        pattern = trim(before);
+        break;
+      }
+      err = parse_option(tok, &rule);
+    }
+    if (!err.empty()) {
+      fail(err);
+      continue;
+    }
     if (pattern.empty()) {
       fail("missing pattern");
+      continue;
+    }
+    if (!rule.cond.channels.empty() && (rule.scope & kScopeTopic)) {
+      fail("channel= limits which messages' payloads are scanned: it takes scope payload, not topic");
+      continue;
+    }
+    if (pattern == "*") {
+      if (rule.cond.channels.empty() && !rule.cond.needs_account()) {
+        fail("a rule without a pattern ('*') needs channel=, with= or without=");
+        continue;
+      }
+      if (rule.scope != kScopePayload) {
+        fail("a rule without a pattern ('*') judges whole messages: its scope must be payload");
+        continue;
+      }
+      rule.cond.any_body = true;
+      seen.insert(rule.id);
+      set.rules.push_back(std::move(rule));
       continue;
     }
     if (pattern.size() > kMaxPatternLen) {
       fail("pattern longer than " + std::to_string(kMaxPatternLen) + " bytes");
       continue;
     }
-    std::string err;
     if (pattern.front() == '"') {
       err = parse_literal(pattern, &rule);
     } else if (pattern.front() == '/') {

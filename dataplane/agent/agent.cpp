@@ -48,7 +48,7 @@ std::string times_json(const InstallTimes& t) {
 }  // namespace
 
 Result<std::unique_ptr<Agent>> Agent::listen(const std::string& path, RuleInstaller& installer, table::TableSet& tables,
-                                             std::function<std::string()> stats_json) {
+                                             policy::AccountTable& accounts, std::function<std::string()> stats_json) {
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof(addr.sun_path))
     return make_error("agent socket path '" + path + "' is empty or too long");
@@ -66,7 +66,7 @@ Result<std::unique_ptr<Agent>> Agent::listen(const std::string& path, RuleInstal
     ::close(fd);
     return make_error("agent socket " + path + ": " + e);
   }
-  return std::unique_ptr<Agent>(new Agent(fd, path, installer, tables, std::move(stats_json)));
+  return std::unique_ptr<Agent>(new Agent(fd, path, installer, tables, accounts, std::move(stats_json)));
 }
 
 Agent::~Agent() { stop(); }
@@ -125,16 +125,67 @@ std::string Agent::handle(const std::string& line) {
       if (tables.back() != '[') tables += ',';
       tables += "{\"table\":" + json_string(name) + ",\"rows\":" + std::to_string(rows) + "}";
     }
+    std::string acc = ",\"accounts\":{\"rows\":" + std::to_string(accounts_.size()) +
+                      ",\"capacity\":" + std::to_string(accounts_.capacity()) +
+                      ",\"memory_bytes\":" + std::to_string(accounts_.memory_bytes()) + ",\"markers\":[";
+    bool first = true;
+    for (const std::string& m : accounts_.markers().names_of(~0ull)) {
+      acc += first ? "" : ",";
+      acc += json_string(m);
+      first = false;
+    }
     return "{\"ok\":true,\"version\":" + std::to_string(installer_.version()) + "," + b +
-           ",\"last_install\":" + times_json(installer_.last_install()) + tables + "]}\n";
+           ",\"last_install\":" + times_json(installer_.last_install()) + tables + "]" + acc + "]}}\n";
   }
+  if (cmd.rfind("account", 0) == 0) return handle_account(cmd, req);
   if (cmd == "stats") {
     if (auto e = only({}); !e.empty()) return error_line(e);
     std::string s = stats_json_();  // an object: splice "ok" and the version in front
     return "{\"ok\":true,\"version\":" + std::to_string(installer_.version()) + "," + s.substr(1);
   }
   if (cmd.rfind("table.", 0) == 0) return handle_table(cmd, req);
-  return error_line("unknown cmd '" + cmd + "' (install, status, stats, table.load|set|del|get)");
+  return error_line("unknown cmd '" + cmd +
+                    "' (install, status, stats, table.load|set|del|get, accounts.load, account.set|del|get)");
+}
+
+// Account rows travel as the control process's CSV row text (control/policy/policy_config.h).
+std::string Agent::handle_account(const std::string& cmd, const json::Value& req) {
+  auto str = [&](const char* k) -> const std::string* {
+    const json::Value* v = req.find(k);
+    return v && v->is_string() ? &v->as_string() : nullptr;
+  };
+  auto check_members = [&](const char* need) -> std::string {
+    if (std::string e = unknown_member(req, cmd, {need}); !e.empty()) return e;
+    return str(need) ? "" : cmd + " needs string member '" + need + "'";
+  };
+  if (cmd == "accounts.load") {
+    if (auto e = check_members("path"); !e.empty()) return error_line(e);
+    auto t0 = std::chrono::steady_clock::now();
+    auto n = accounts_.load(*str("path"));
+    if (!n) return error_line(n.error());
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    char b[80];
+    std::snprintf(b, sizeof(b), "{\"ok\":true,\"rows\":%u,\"ms\":%.1f}\n", n.value(), ms);
+    return b;
+  }
+  if (cmd == "account.set") {
+    if (auto e = check_members("row"); !e.empty()) return error_line(e);
+    auto row = imf::policy::parse_account_row(*str("row"));
+    if (!row) return error_line(row.error());
+    if (auto st = accounts_.set(row.value()); !st) return error_line(st.error());
+    return "{\"ok\":true}\n";
+  }
+  if (cmd == "account.del") {
+    if (auto e = check_members("account"); !e.empty()) return error_line(e);
+    return std::string("{\"ok\":true,\"deleted\":") + (accounts_.del(*str("account")) ? "true" : "false") + "}\n";
+  }
+  if (cmd == "account.get") {
+    if (auto e = check_members("account"); !e.empty()) return error_line(e);
+    auto row = accounts_.get(*str("account"));
+    if (!row) return "{\"ok\":true,\"row\":null}\n";
+    return "{\"ok\":true,\"row\":" + json_string(imf::policy::format_account_row(row.value())) + "}\n";
+  }
+  return error_line("unknown cmd '" + cmd + "' (accounts.load, account.set, account.del, account.get)");
 }
 
 std::string Agent::handle_table(const std::string& cmd, const json::Value& req) {

@@ -11,6 +11,7 @@
 
 #include "agent/installer.h"
 #include "common/result.h"
+#include "policy/account_table.h"
 #include "proto/json.h"
 #include "table/kv_table.h"
 
@@ -21,7 +22,8 @@ class Agent {
   // stats_json() returns the counters object for "stats" (called on the agent thread).
   // Errors name the socket path. Setup thread.
   static Result<std::unique_ptr<Agent>> listen(const std::string& path, RuleInstaller& installer,
-                                               table::TableSet& tables, std::function<std::string()> stats_json);
+                                               table::TableSet& tables, policy::AccountTable& accounts,
+                                               std::function<std::string()> stats_json);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -33,20 +35,23 @@ class Agent {
   std::string handle(const std::string& line);
 
  private:
-  Agent(int fd, std::string path, RuleInstaller& installer, table::TableSet& tables,
+  Agent(int fd, std::string path, RuleInstaller& installer, table::TableSet& tables, policy::AccountTable& accounts,
         std::function<std::string()> stats_json)
       : listen_fd_(fd),
         path_(std::move(path)),
         installer_(installer),
         tables_(tables),
+        accounts_(accounts),
         stats_json_(std::move(stats_json)) {}
   void run();
   std::string handle_table(const std::string& cmd, const json::Value& req);
+  std::string handle_account(const std::string& cmd, const json::Value& req);
 
   int listen_fd_;
   std::string path_;
   RuleInstaller& installer_;
   table::TableSet& tables_;
+  policy::AccountTable& accounts_;
   std::function<std::string()> stats_json_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> stop_{false};

@@ -22,7 +22,7 @@ RuleInstaller::~RuleInstaller() = default;
 
 Status RuleInstaller::start(const rules::CompiledRules& compiled, uint64_t version) {
   auto t0 = std::chrono::steady_clock::now();
-  auto gen = match::install_generation(compiled, version);
+  auto gen = match::install_generation(compiled, version, markers_);
   if (!gen) return make_error(gen.error());
   gens_.push_back(std::move(gen.value()));
   last_ = InstallTimes{version, now_unix_ms(), ms_since(t0), 0};
@@ -39,7 +39,7 @@ Result<Engine*> RuleInstaller::first_engine() {
 Result<InstallTimes> RuleInstaller::install(const rules::CompiledRules& compiled, uint64_t version,
                                             std::chrono::milliseconds timeout) {
   auto t0 = std::chrono::steady_clock::now();
-  auto gen_r = match::install_generation(compiled, version);
+  auto gen_r = match::install_generation(compiled, version, markers_);
   if (!gen_r) return make_error(gen_r.error());
   std::unique_ptr<match::RuleGeneration> gen = std::move(gen_r.value());
   size_t need = gen->db_size + std::max<size_t>(workers_.size(), 1) * engine_bytes(*gen, flows_);

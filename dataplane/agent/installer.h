@@ -31,8 +31,9 @@ class RuleInstaller {
  public:
   // budget_bytes: most memory the rule sets may hold at once (databases, scratch, streams of
   // every worker), the swap's two versions included; 0 = unlimited.
-  explicit RuleInstaller(uint32_t flows_per_lcore, size_t budget_bytes = 0)
-      : flows_(flows_per_lcore), budget_(budget_bytes) {}
+  // markers: maps rule marker names to account-table bits (the table's registry).
+  RuleInstaller(uint32_t flows_per_lcore, size_t budget_bytes, match::MarkerMapper markers)
+      : flows_(flows_per_lcore), budget_(budget_bytes), markers_(std::move(markers)) {}
   ~RuleInstaller();
   RuleInstaller(const RuleInstaller&) = delete;
   RuleInstaller& operator=(const RuleInstaller&) = delete;
@@ -60,6 +61,7 @@ class RuleInstaller {
 
   uint32_t flows_;
   size_t budget_;
+  match::MarkerMapper markers_;
   std::vector<LcoreCtx*> workers_;
   std::vector<std::unique_ptr<match::RuleGeneration>> gens_;  // back() is current
   std::vector<std::unique_ptr<Engine>> engines_;              // every engine a worker holds or may hold

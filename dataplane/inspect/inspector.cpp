@@ -6,6 +6,7 @@ void Inspector::init_flow(FlowState& fs, uint32_t slot, const decode::PacketMeta
   using namespace decode;
   fs.blocked = false;
   fs.session = proto::MqttSession{};
+  fs.account = AccountRef{};
   for (uint8_t i = 0; i < 2; ++i) {
     fs.dir[i] = DirState{};
     fs.dir[i].decoder = proto::MqttDecoder(cfg_.max_mqtt_packet);

@@ -9,6 +9,13 @@
 //  - a connection first seen without its handshake is passed uninspected and counted;
 //  - an MQTT protocol violation resets the connection, as the broker itself would.
 //
+// Account policy (issue 5): a client's CONNECT names its account (username, else client id),
+// looked up once per connection in the account table. Its markers gate rules; its measure
+// judges its connections and the messages it sends: warned messages pass and are recorded,
+// restricted ones beyond the rate, suspended ones and shut-down connections are reset (on a TCP
+// bump in the wire a message cannot be removed from the byte stream without ending it). Every
+// message body is digested (HMAC) as it arrives, so a record proves which bytes were acted on.
+//
 // One Inspector per worker lcore; it owns nothing shared. No allocation, no locks.
 #pragma once
 
@@ -17,8 +24,12 @@
 #include <cstring>
 
 #include "decode/packet.h"
+#include "inspect/measure.h"
 #include "match/matcher.h"
+#include "policy/account_table.h"
+#include "policy/measures.h"
 #include "proto/mqtt.h"
+#include "records/digest.h"
 #include "stats/counters.h"
 
 namespace imf::dp::inspect {
@@ -31,15 +42,32 @@ enum class Verdict : uint8_t {
 
 enum class OooPolicy : uint8_t { kDrop, kBypass };
 
+using imf::policy::AccountState;
+
 struct DirState {
   static constexpr uint32_t kTopicCap = 128;
   uint32_t next_seq = 0;
   bool seq_known = false;
   bool fin_seen = false;
   bool topic_truncated = false;
+  bool body_started = false;    // the message's account measure and any-body rules were judged
+  bool record_message = false;  // warned sender: record the message when it ends
   uint8_t topic_len = 0;
+  Measure pending = Measure::kRuleAlert;  // with pending_reset: the measure to apply at the body
+  bool pending_reset = false;
+  AccountState state = AccountState::kNone;  // the sender's state when the message began
+  uint64_t markers = 0;                      // the sender's markers when the message began
   proto::MqttDecoder decoder;
+  records::HmacStream digest;  // of the current message's body
   char topic[kTopicCap];
+};
+
+// The account a client connection authenticated as, and where the table keeps it.
+struct AccountRef {
+  policy::AccountKey key{};
+  int32_t pos = -1;  // position in the account table; valid while epoch matches its epoch()
+  uint64_t epoch = ~0ull;
+  bool known = false;  // the CONNECT named an account that fits the table
 };
 
 struct FlowState {
@@ -47,20 +75,28 @@ struct FlowState {
   bool blocked = false;
   bool uninspected = false;  // mid-stream pickup or bypassed: forward without decoding
   proto::MqttSession session;
+  AccountRef account;
   DirState dir[2];  // [0] client -> server, [1] server -> client
 };
 
 struct InspectConfig {
   OooPolicy ooo = OooPolicy::kDrop;
   uint32_t max_mqtt_packet = proto::kMqttMaxRemaining;
+  const policy::AccountTable* accounts = nullptr;     // null: every account unknown
+  const records::HmacKeyState* digest_key = nullptr;  // null: bodies are not digested
 };
 
-// What an event needs to know about a rule hit.
+// What a record needs to know about a measure or rule hit.
 struct Hit {
-  uint16_t rule;
+  Measure what;
+  uint16_t rule;  // for kRule*
   const FlowState* flow;
   const DirState* dir;
   uint8_t dir_index;  // 0 client -> server
+  AccountState state_before;
+  AccountState state_after;
+  const uint8_t* digest;  // HMAC of the first digest_bytes of the body; null when no message
+  uint32_t digest_bytes;
 };
 
 class Inspector {
@@ -77,6 +113,9 @@ class Inspector {
     streams_ = &streams;
     stream_prefetch_bytes_ = std::min<size_t>(matcher.generation().stream_size, 512);
   }
+
+  // The wall clock (unix ns) measures are judged at; set once per burst. Owning lcore only.
+  void set_now(int64_t unix_ns) { now_ns_ = unix_ns; }
 
   // Prepares a fresh flow state in `slot` for the packet that created it. `to_server_port` tells
   // whether that packet's destination port is an inspected server port. Owning lcore only.
@@ -108,14 +147,27 @@ class Inspector {
 
   static bool starts_new_connection(const FlowState& fs, const decode::PacketMeta& m, bool from_a);
 
+  // The live table entry of the flow's account, or null (no account, or not in the table).
+  // Re-looks-up the position when the table's epoch moved (a delete or a reload).
+  policy::AccountEntry* account_entry(AccountRef& a) const {
+    if (!a.known || !cfg_.accounts) return nullptr;
+    uint64_t epoch = cfg_.accounts->epoch();
+    if (epoch != a.epoch) {
+      a.pos = cfg_.accounts->lookup(a.key);
+      a.epoch = epoch;
+    }
+    return a.pos < 0 ? nullptr : &cfg_.accounts->entry(a.pos);
+  }
+
   InspectConfig cfg_;
+  int64_t now_ns_ = 0;
   match::Matcher* matcher_;
   match::StreamPool* streams_;
   Counters& counters_;
   size_t stream_prefetch_bytes_;  // of a stream's state, enough for a scan's first touches
 };
 
-// Adapts MQTT decoder callbacks to scans; collects the verdict.
+// Adapts MQTT decoder callbacks to account measures and scans; collects the verdict.
 template <typename HitSink>
 struct Inspector::DecodeSink {
   Inspector& ins;
@@ -126,11 +178,32 @@ struct Inspector::DecodeSink {
   HitSink& hits;
   Verdict verdict = Verdict::kForward;
 
+  match::MessageContext message() const {
+    return {d.topic, d.topic_len, d.markers, dir_index == 0 && fs.account.known};
+  }
+
+  // Reports a measure on the current message (or connection, without a body) to the sink.
+  void report(Measure what, uint16_t rule, AccountState after, bool with_digest) {
+    uint8_t digest[32];
+    bool digested = with_digest && ins.cfg_.digest_key;
+    if (digested) d.digest.peek(*ins.cfg_.digest_key, digest);
+    hits.on_hit(Hit{what, rule, &fs, &d, dir_index, d.state, after, digested ? digest : nullptr,
+                    digested ? static_cast<uint32_t>(d.digest.bytes()) : 0});
+  }
+
   // Reports hits; returns false once the verdict is final.
   bool apply(const match::ScanResult& r) {
+    const match::RuleGeneration& gen = ins.matcher_->generation();
     for (uint8_t i = 0; i < r.n_hits; ++i) {
-      hits.on_hit(Hit{r.hits[i], &fs, &d, dir_index});
-      ins.counters_.add(r.drop && i + 1 == r.n_hits ? Counter::rule_drops : Counter::rule_alerts);
+      uint16_t rule = r.hits[i];
+      bool drops = r.drop && i + 1 == r.n_hits;
+      Measure what = drops                                            ? Measure::kRuleDrop
+                     : gen.rules[rule].action == rules::Action::kDrop ? Measure::kRuleWouldDrop
+                                                                      : Measure::kRuleAlert;
+      report(what, rule, d.state, true);
+      ins.counters_.add(drops                             ? Counter::rule_drops
+                        : what == Measure::kRuleWouldDrop ? Counter::rule_would_drops
+                                                          : Counter::rule_alerts);
     }
     if (r.overflow) ins.counters_.add(Counter::hits_overflow);
     if (r.error) {
@@ -146,15 +219,72 @@ struct Inspector::DecodeSink {
   }
   bool topic_scanned() const { return ins.matcher_->generation().scopes & rules::kScopeTopic; }
 
+  // A client's CONNECT: look its account up once and judge the connection by its measure.
   bool on_connect(const proto::MqttSession& s) {
     ins.counters_.add(Counter::mqtt_connects);
     if (s.account_truncated) ins.counters_.add(Counter::mqtt_field_truncated);
-    return true;
+    if (dir_index != 0) return true;
+    AccountRef& a = fs.account;
+    a.known = s.account_len > 0 && !s.account_truncated;
+    if (!a.known) return true;
+    a.key = policy::account_key(std::string_view(s.account, s.account_len));
+    a.epoch = ~0ull;
+    policy::AccountEntry* e = ins.account_entry(a);
+    if (!e) return true;
+    AccountState lapsed = AccountState::kNone;
+    policy::MessageAction act = policy::judge_connect(*e, ins.now_ns_, &lapsed);
+    d.state = policy::measure_state(e->measure.load(std::memory_order_relaxed));
+    if (lapsed != AccountState::kNone) report_lapse(lapsed);
+    if (act == policy::MessageAction::kPass) return true;
+    ins.counters_.add(Counter::account_connects_refused);
+    report(act == policy::MessageAction::kResetShutdown ? Measure::kShutdown : Measure::kSuspended, 0, d.state, false);
+    verdict = Verdict::kReset;
+    return false;
   }
+  void report_lapse(AccountState from) {
+    AccountState now = d.state;
+    d.state = from;
+    report(Measure::kLapsed, 0, AccountState::kNone, false);
+    d.state = now;
+    ins.counters_.add(Counter::account_measures_lapsed);
+  }
+
+  // A message begins: the sender's measure decides now (the rate token is taken per message);
+  // the outcome is applied once body bytes arrive, so its record carries their digest.
   bool on_publish_begin(uint8_t /*qos*/) {
     ins.counters_.add(Counter::mqtt_publishes);
     d.topic_len = 0;
     d.topic_truncated = false;
+    d.body_started = false;
+    d.record_message = false;
+    d.pending_reset = false;
+    d.state = AccountState::kNone;
+    d.markers = 0;
+    if (ins.cfg_.digest_key) d.digest.begin(*ins.cfg_.digest_key);
+    if (dir_index != 0) return true;
+    policy::AccountEntry* e = ins.account_entry(fs.account);
+    if (!e) return true;
+    d.markers = e->markers.load(std::memory_order_relaxed);
+    AccountState lapsed = AccountState::kNone;
+    policy::MessageAction act = policy::judge_message(*e, ins.now_ns_, ins.cfg_.accounts->policy(), &lapsed);
+    d.state = policy::measure_state(e->measure.load(std::memory_order_relaxed));
+    if (lapsed != AccountState::kNone) report_lapse(lapsed);
+    switch (act) {
+      case policy::MessageAction::kPass: break;
+      case policy::MessageAction::kPassRecorded: d.record_message = true; break;
+      case policy::MessageAction::kDropRate:
+        d.pending = Measure::kRateDrop;
+        d.pending_reset = true;
+        break;
+      case policy::MessageAction::kDropSuspended:
+        d.pending = Measure::kSuspended;
+        d.pending_reset = true;
+        break;
+      case policy::MessageAction::kResetShutdown:
+        d.pending = Measure::kShutdown;
+        d.pending_reset = true;
+        break;
+    }
     return true;
   }
   bool on_topic(const uint8_t* p, uint32_t n) {
@@ -166,14 +296,41 @@ struct Inspector::DecodeSink {
       d.topic_truncated = true;
       ins.counters_.add(Counter::mqtt_field_truncated);
     }
-    return !topic_scanned() || apply(ins.matcher_->scan(stream, match::Field::kTopic, p, n));
+    return !topic_scanned() || apply(ins.matcher_->scan(stream, match::Field::kTopic, p, n, message()));
   }
-  bool on_topic_end() { return !topic_scanned() || apply(ins.matcher_->end_field(stream, match::Field::kTopic)); }
+  bool on_topic_end() {
+    return !topic_scanned() || apply(ins.matcher_->end_field(stream, match::Field::kTopic, message()));
+  }
+
+  // The first body bytes (or the end of an empty body): apply the sender's measure, then the
+  // rules without a pattern. Returns false once the verdict is final.
+  bool start_body() {
+    d.body_started = true;
+    if (d.pending_reset) {
+      ins.counters_.add(d.pending == Measure::kRateDrop ? Counter::account_rate_drops
+                                                        : Counter::account_measure_resets);
+      report(d.pending, 0, d.state, true);
+      verdict = Verdict::kReset;
+      return false;
+    }
+    if (ins.matcher_->generation().any_body.empty()) return true;
+    return apply(ins.matcher_->judge_any_body(message()));
+  }
   bool on_payload(const uint8_t* p, uint32_t n) {
     ins.counters_.add(Counter::mqtt_payload_bytes, n);
-    return apply(ins.matcher_->scan(stream, match::Field::kPayload, p, n));
+    if (ins.cfg_.digest_key) d.digest.update(p, n);
+    if (!d.body_started && !start_body()) return false;
+    return apply(ins.matcher_->scan(stream, match::Field::kPayload, p, n, message()));
   }
-  bool on_message_end() { return apply(ins.matcher_->end_field(stream, match::Field::kPayload)); }
+  bool on_message_end() {
+    if (!d.body_started && !start_body()) return false;
+    if (!apply(ins.matcher_->end_field(stream, match::Field::kPayload, message()))) return false;
+    if (d.record_message) {
+      ins.counters_.add(Counter::account_warned_messages);
+      report(Measure::kWarned, 0, d.state, true);
+    }
+    return true;
+  }
 };
 
 // A client SYN on a flow that was blocked, closing, or has already seen another initial sequence
@@ -202,6 +359,15 @@ Verdict Inspector::on_segment(FlowState& fs, uint32_t slot, const decode::Packet
   }
   uint8_t di = from_a == fs.client_is_a ? 0 : 1;
   DirState& d = fs.dir[di];
+  // A shut-down account loses every connection, on the connection's next packet either way.
+  if (policy::AccountEntry* e = account_entry(fs.account);
+      e && policy::measure_state(e->measure.load(std::memory_order_relaxed)) == AccountState::kShutdown) {
+    counters_.add(Counter::account_measure_resets);
+    d.state = AccountState::kShutdown;
+    sink.on_hit(Hit{Measure::kShutdown, 0, &fs, &d, di, AccountState::kShutdown, AccountState::kShutdown, nullptr, 0});
+    fs.blocked = true;
+    return Verdict::kReset;
+  }
   uint8_t flags = m.tcp_flags;
   if (flags & kTcpRst) {
     *close = true;

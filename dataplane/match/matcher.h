@@ -18,7 +18,19 @@ namespace imf::dp::match {
 
 enum class Field : uint8_t { kPayload = rules::kScopePayload, kTopic = rules::kScopeTopic };
 
-// Rule hits of one scan call. Drop rules stop the scan at the first hit.
+// What rule conditions are tested against: the message's channel and its sender's markers.
+struct MessageContext {
+  const char* topic = nullptr;  // the message's complete topic
+  uint32_t topic_len = 0;
+  uint64_t markers = 0;       // the sending account's markers
+  bool sender_known = false;  // a client's own message with its account looked up
+};
+
+// Whether rule `i` of `gen` applies to the message (channel, markers). Any thread; pure.
+bool rule_applies(const RuleGeneration& gen, uint32_t i, const MessageContext& m);
+
+// Rule hits of one scan call. Enforced drop rules stop the scan at the first hit; a dry-run drop
+// rule is reported like an alert.
 struct ScanResult {
   static constexpr uint32_t kMaxHits = 8;
   uint16_t hits[kMaxHits];
@@ -49,11 +61,15 @@ class Matcher {
   // Clones the generation's scratch for this lcore. Setup thread.
   static Result<std::unique_ptr<Matcher>> create(const RuleGeneration& gen);
 
-  // Scans `n` bytes of `field` on `stream`. Owning lcore only; no allocation.
-  ScanResult scan(hs_stream_t* stream, Field field, const uint8_t* p, uint32_t n);
+  // Scans `n` bytes of `field` on `stream`; hits of rules whose conditions `m` does not meet are
+  // not reported. Owning lcore only; no allocation.
+  ScanResult scan(hs_stream_t* stream, Field field, const uint8_t* p, uint32_t n, const MessageContext& m);
 
   // Ends the field: reports end-anchored matches and resets the stream.
-  ScanResult end_field(hs_stream_t* stream, Field field);
+  ScanResult end_field(hs_stream_t* stream, Field field, const MessageContext& m);
+
+  // Judges the message against the rules without a pattern (once per message, after its topic).
+  ScanResult judge_any_body(const MessageContext& m) const;
 
   // Resets a stream without reporting (a new flow reuses a slot).
   static void reset(hs_stream_t* stream);

@@ -36,6 +36,8 @@ uint32_t utf8_len(const unsigned char* p, uint32_t n) {
   return len;
 }
 
+}  // namespace
+
 void append_json_string(std::string& out, const char* s, uint32_t n) {
   out.push_back('"');
   const auto* p = reinterpret_cast<const unsigned char*>(s);
@@ -61,6 +63,8 @@ void append_json_string(std::string& out, const char* s, uint32_t n) {
   out.push_back('"');
 }
 
+namespace {
+
 std::string ip_text(const uint8_t* ip, uint8_t version) {
   char buf[INET6_ADDRSTRLEN];
   inet_ntop(version == 4 ? AF_INET : AF_INET6, ip, buf, sizeof(buf));
@@ -69,33 +73,73 @@ std::string ip_text(const uint8_t* ip, uint8_t version) {
 
 }  // namespace
 
+int64_t event_time_ns(const Event& e, const Clock& clock) {
+  return clock.base_realtime_ns +
+         static_cast<int64_t>(static_cast<double>(e.tsc - clock.base_tsc) * 1e9 / static_cast<double>(clock.tsc_hz));
+}
+
+std::string event_fields(const Event& e) {
+  using inspect::Measure;
+  auto measure = static_cast<Measure>(e.measure);
+  std::string out;
+  out.reserve(512);
+  out += measure == Measure::kLapsed ? "\"kind\":\"state_change\",\"cause\":\"expired\"" : "\"kind\":\"measure\"";
+  out += ",\"action\":\"";
+  out += inspect::measure_name(measure);
+  out += "\",\"lcore\":" + std::to_string(e.lcore);
+  out += ",\"flow\":{\"proto\":\"tcp\",\"src\":\"" + ip_text(e.src_ip, e.ip_version) +
+         "\",\"sport\":" + std::to_string(e.src_port) + ",\"dst\":\"" + ip_text(e.dst_ip, e.ip_version) +
+         "\",\"dport\":" + std::to_string(e.dst_port) + ",\"vlan\":" + std::to_string(e.vlan) + "}";
+  out += e.to_client ? ",\"direction\":\"to_client\"" : ",\"direction\":\"to_server\"";
+  out += ",\"account\":";
+  if (e.account_known) {
+    append_json_string(out, e.account, e.account_len);
+  } else {
+    out += "null";
+  }
+  out += ",\"topic\":";
+  append_json_string(out, e.topic, e.topic_len);
+  if (inspect::measure_has_rule(measure)) {
+    out += ",\"rule\":";
+    append_json_string(out, e.rule, e.rule_len);
+    out += ",\"rules_version\":" + std::to_string(e.version);
+    out += ",\"category\":";
+    append_json_string(out, e.category, e.category_len);
+  } else {
+    out += ",\"rule\":null,\"rules_version\":null,\"category\":null";
+  }
+  out += ",\"state_before\":\"";
+  out += imf::policy::state_name(static_cast<imf::policy::AccountState>(e.state_before));
+  out += "\",\"state_after\":\"";
+  out += imf::policy::state_name(static_cast<imf::policy::AccountState>(e.state_after));
+  out += "\",\"until\":" + std::to_string(e.until_s);
+  if (e.has_digest) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out += ",\"digest\":\"hmac-sha256:";
+    for (uint8_t b : e.digest) {
+      out.push_back(kHex[b >> 4]);
+      out.push_back(kHex[b & 15]);
+    }
+    out += "\",\"digest_bytes\":" + std::to_string(e.digest_bytes);
+  } else {
+    out += ",\"digest\":null,\"digest_bytes\":0";
+  }
+  return out;
+}
+
 std::string event_to_json(const Event& e, const Clock& clock) {
-  int64_t ns = clock.base_realtime_ns + static_cast<int64_t>(static_cast<double>(e.tsc - clock.base_tsc) * 1e9 /
-                                                             static_cast<double>(clock.tsc_hz));
+  int64_t ns = event_time_ns(e, clock);
   time_t secs = static_cast<time_t>(ns / 1000000000);
   struct tm tm;
   gmtime_r(&secs, &tm);
   char ts[48];
   std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>((ns % 1000000000) / 1000));
-
-  std::string out;
-  out.reserve(384);
-  out += "{\"ts\":\"";
+  std::string out = "{\"ts\":\"";
   out += ts;
-  out += "\",\"lcore\":" + std::to_string(e.lcore);
-  out += ",\"flow\":{\"proto\":\"tcp\",\"src\":\"" + ip_text(e.src_ip, e.ip_version) +
-         "\",\"sport\":" + std::to_string(e.src_port) + ",\"dst\":\"" + ip_text(e.dst_ip, e.ip_version) +
-         "\",\"dport\":" + std::to_string(e.dst_port) + ",\"vlan\":" + std::to_string(e.vlan) + "}";
-  out += ",\"account\":";
-  append_json_string(out, e.account, e.account_len);
-  out += ",\"topic\":";
-  append_json_string(out, e.topic, e.topic_len);
-  out += ",\"rule\":";
-  append_json_string(out, e.rule, e.rule_len);
-  out += ",\"action\":\"";
-  out += rules::action_name(static_cast<rules::Action>(e.action));
-  out += "\",\"rules_version\":" + std::to_string(e.version) + "}\n";
+  out += "\",";
+  out += event_fields(e);
+  out += "}\n";
   return out;
 }
 

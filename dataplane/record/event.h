@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "inspect/measure.h"
+#include "policy/policy_config.h"
 #include "rules/rule.h"
 
 namespace imf::dp::record {
@@ -12,23 +14,34 @@ namespace imf::dp::record {
 struct Event {
   static constexpr uint32_t kAccountCap = 96;
   static constexpr uint32_t kTopicCap = 128;
-  static constexpr uint32_t kRuleIdCap = 64;  // the parser's limit on rule ids
-  uint64_t tsc;                               // rte_rdtsc() at the verdict
-  uint8_t src_ip[16];                         // sender of the matching message
+  static constexpr uint32_t kRuleIdCap = 64;    // the parser's limit on rule ids
+  static constexpr uint32_t kCategoryCap = 32;  // the parser's limit on categories
+  uint64_t tsc;                                 // rte_rdtsc() at the verdict
+  uint64_t version;                             // rule-set version that judged the message
+  int64_t until_s;                              // state_after's end (unix s), 0 = indefinite
+  uint8_t src_ip[16];                           // sender of the message
   uint8_t dst_ip[16];
   uint16_t src_port;
   uint16_t dst_port;
   uint16_t vlan;
-  uint64_t version;  // rule-set version that judged the message
   uint8_t ip_version;
   uint8_t lcore;
   uint8_t account_len;
   uint8_t topic_len;
   uint8_t rule_len;
-  uint8_t action;  // rules::Action
+  uint8_t category_len;
+  uint8_t measure;       // inspect::Measure
+  uint8_t state_before;  // policy::AccountState
+  uint8_t state_after;
+  uint8_t to_client;  // 1: a message from the server to the client
+  uint8_t has_digest;
+  uint8_t account_known;  // the connection's account was named by its CONNECT
+  uint32_t digest_bytes;  // body bytes the digest covers
+  uint8_t digest[32];     // HMAC-SHA256 of those bytes, keyed: proves a message without holding it
   char account[kAccountCap];
   char topic[kTopicCap];
   char rule[kRuleIdCap];  // the rule's id: events outlive the rule set that produced them
+  char category[kCategoryCap];
 };
 static_assert(sizeof(Event) % 8 == 0, "ring elements must be a multiple of 4 bytes; keep 8");
 
@@ -39,8 +52,19 @@ struct Clock {
   uint64_t tsc_hz;
 };
 
-// Formats one event as a JSON line (with '\n'). Account and topic bytes that are not valid
-// UTF-8 become U+FFFD; control characters are escaped. Any thread.
+// Unix time in ns of a timestamp counter value.
+int64_t event_time_ns(const Event& e, const Clock& clock);
+
+// The record members of an event, JSON object members without braces (what a records chain
+// line holds between its own fields): kind, action, flow, account, topic, rule, category,
+// rules_version, states, digest. Account and topic bytes that are not valid UTF-8 become U+FFFD;
+// control characters are escaped. No message content. Any thread.
+std::string event_fields(const Event& e);
+
+// One event as a JSON line (with '\n'): {"ts":..., "lcore":..., <event_fields>}. Any thread.
 std::string event_to_json(const Event& e, const Clock& clock);
+
+// JSON string escaping as events use it (exposed for the writer's own records).
+void append_json_string(std::string& out, const char* s, uint32_t n);
 
 }  // namespace imf::dp::record

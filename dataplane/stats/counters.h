@@ -36,6 +36,12 @@ namespace imf::dp {
   X(mqtt_field_truncated, "accounts or topics longer than kept for events (scanned fully)") \
   X(rule_alerts, "alert verdicts")                                                          \
   X(rule_drops, "drop verdicts")                                                            \
+  X(rule_would_drops, "dry-run drop rules matched (message passed)")                        \
+  X(account_connects_refused, "connections reset: account suspended or shut down")          \
+  X(account_rate_drops, "messages over a restricted account's rate (connection reset)")     \
+  X(account_measure_resets, "connections reset: suspended or shut-down account")            \
+  X(account_warned_messages, "messages of warned accounts recorded")                        \
+  X(account_measures_lapsed, "timed measures that ran out")                                 \
   X(hits_overflow, "rule hits beyond the per-scan limit (not recorded)")                    \
   X(scan_errors, "Hyperscan scan errors (flow reset)")                                      \
   X(events_lost, "events not recorded because the event ring was full")

@@ -11,7 +11,11 @@ with the real imfd lives with the dataplane.
 
 Covers: rules validate/load/list/show/diff/rollback, a failed load leaving state untouched, table
 bulk/get/set/del and their forwarding to the dataplane (table.load/set/del), the row limits, table
-resync after the agent restarts or misses a change, an agent without tables, the permission check (as `nobody` and `daemon` when run as root), oversized and malformed
+resync after the agent restarts or misses a change, an agent without tables, accounts (set, show,
+del, load, count; forwarded as account.set/del and accounts.load), reports (add, list, resolve,
+escalation at the policy's threshold), following imfd's record chain (written here the way imfd
+writes it), records verify/query --pseudonymize/digest and an edited record failing verify, a
+restart keeping accounts, reports and records, the permission check (as `nobody` and `daemon` when run as root), oversized and malformed
 requests, unknown commands, kill -9 in the middle of a 10k-rule load and restart, resync, metrics.
 Prints measured figures (10k-rule compile+load through imfctl, 1M-row bulk load). Ends with a line
 `N passed, M failed`; exit status 0 only when nothing failed.
@@ -21,6 +25,8 @@ import json
 import os
 import pwd
 import grp
+import hashlib
+import hmac
 import re
 import shutil
 import signal
@@ -64,7 +70,7 @@ def artifact_problem(path, want_version=None):
             b = f.read()
     except OSError as e:
         return str(e)
-    if len(b) < 24 or b[:8] != b"IMFRULE1":
+    if len(b) < 24 or b[:8] not in (b"IMFRULE1", b"IMFRULE2"):  # 2: with rule conditions
         return "bad magic"
     if struct.unpack_from("<Q", b, len(b) - 8)[0] != fnv1a(b[:-8]):
         return "checksum mismatch"
@@ -88,6 +94,8 @@ class FakeAgent:
         self.refuse = None  # error text to refuse installs with
         self.keeps_tables = True  # False: an older imfd (no "tables" in status, table.* unknown)
         self.tables = {}  # name -> {key: value}
+        self.keeps_accounts = True  # False: an imfd without accounts (no "accounts" in status)
+        self.accounts = {}  # account -> row text
         self.requests = []
         self.lock = threading.Lock()
         self.sock = None
@@ -101,6 +109,7 @@ class FakeAgent:
         self.keeps_tables = keeps_tables
         with self.lock:
             self.tables = tables or {}
+            self.accounts = {}
         self.started = time.time()
         if os.path.exists(self.path):
             os.unlink(self.path)
@@ -123,6 +132,14 @@ class FakeAgent:
     def table_requests(self):
         with self.lock:
             return [r for r in self.requests if r.get("cmd", "").startswith("table.")]
+
+    def account_requests(self):
+        with self.lock:
+            return [r for r in self.requests if r.get("cmd", "").startswith("account")]
+
+    def account(self, name):
+        with self.lock:
+            return self.accounts.get(name)
 
     def statuses(self):
         with self.lock:
@@ -199,10 +216,44 @@ class FakeAgent:
                 return {"ok": True, "found": False} if v is None else {"ok": True, "found": True, "value": v}
         return {"ok": False, "error": f"unknown cmd '{cmd}'"}
 
+    def _account_answer(self, cmd, req):
+        if not self.keeps_accounts:
+            return {"ok": False, "error": f"unknown cmd '{cmd}'"}
+        if cmd == "accounts.load":
+            # The whole table is replaced by the snapshot's rows, as imfd does.
+            rows = {}
+            t0 = time.monotonic()
+            try:
+                with open(req["path"], "rb") as f:
+                    for n, line in enumerate(f, 1):
+                        text = line.rstrip(b"\n").decode()
+                        if text.count(",") != 4:
+                            return {"ok": False, "error": f"{req['path']}:{n}: bad row"}
+                        rows[text.split(",", 1)[0]] = text
+            except OSError as e:
+                return {"ok": False, "error": str(e)}
+            with self.lock:
+                self.accounts = rows
+            return {"ok": True, "rows": len(rows), "ms": round((time.monotonic() - t0) * 1000, 1)}
+        with self.lock:
+            if cmd == "account.set":
+                row = req["row"]
+                if row.count(",") != 4:
+                    return {"ok": False, "error": "bad row"}
+                self.accounts[row.split(",", 1)[0]] = row
+                return {"ok": True}
+            if cmd == "account.del":
+                return {"ok": True, "deleted": self.accounts.pop(req["account"], None) is not None}
+            if cmd == "account.get":
+                return {"ok": True, "row": self.accounts.get(req["account"])}
+        return {"ok": False, "error": f"unknown cmd '{cmd}'"}
+
     def _answer(self, req):
         cmd = req.get("cmd")
         if (cmd or "").startswith("table."):
             return self._table_answer(cmd, req)
+        if (cmd or "").startswith("account"):
+            return self._account_answer(cmd, req)
         if cmd == "install":
             if self.install_delay:
                 time.sleep(self.install_delay)
@@ -220,6 +271,10 @@ class FakeAgent:
             if self.keeps_tables:
                 with self.lock:
                     st["tables"] = [{"table": n, "rows": len(t)} for n, t in sorted(self.tables.items())]
+            if self.keeps_accounts:
+                with self.lock:
+                    st["accounts"] = {"rows": len(self.accounts), "capacity": 1 << 24, "memory_bytes": 4096,
+                                      "markers": ["press", "verified_publisher"]}
             return st
         if cmd == "stats":
             return {"ok": True, "version": self.version,
@@ -286,6 +341,31 @@ class Daemon:
     def log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()
+
+
+class DataplaneChain:
+    """Writes records into imfd's chain directory the way imfd's writer does (control/records/chain.h:
+    seq, time, appliance, source, fields, prev = SHA-256 of the line before; the head file), so the
+    control side's following of imfd's records can be tested without imfd."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.path = os.path.join(directory, "dataplane-000000000001.jsonl")
+        self.seq, self.prev = 0, "0" * 64
+
+    def append(self, fields):
+        self.seq += 1
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % int((now % 1) * 1000)
+        rec = {"seq": self.seq, "time": stamp, "appliance": "it-dp", "source": "dataplane", **fields,
+               "prev": self.prev}
+        line = json.dumps(rec, separators=(",", ":"))
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+        self.prev = hashlib.sha256(line.encode()).hexdigest()
+        with open(os.path.join(self.dir, "dataplane.head"), "w") as f:
+            f.write(f"{self.seq} {self.prev}\n")
 
 
 def raw_exchange(path, data, responses, timeout=30):
@@ -509,6 +589,195 @@ class Test:
         p = self.ctl("table", "get", "accounts", "erin")
         assert p.returncode == 1, "a refused bulk changed the table"
 
+    # --------------------------------------------------------------------------------------- accounts
+    def key(self):
+        with open(os.path.join(self.state, "digest.key")) as f:
+            return bytes.fromhex(f.read().strip())
+
+    def records(self, *args):
+        p = self.ctl("records", "query", "--limit", "1000000", *args)
+        assert p.returncode == 0, p.err
+        return [json.loads(line) for line in p.out.splitlines()]
+
+    def t_accounts(self):
+        p = self.ctl("account", "set", "alice", "--markers", "verified_publisher,press", "--state", "suspended",
+                     "--for", "2h", "--reason", "spam wave")
+        assert p.returncode == 0, p.err
+        assert re.match(r"account alice: suspended until \S+Z; markers press, verified_publisher\n", p.out), p.out
+        assert "dataplane: applied" in p.out, p.out
+        row = self.agent.account("alice")
+        assert row and row.startswith("alice,press;verified_publisher,suspended,") and row.endswith(","), row
+        assert abs(int(row.split(",")[3]) - (time.time() + 7200)) < 60, row
+        assert {"cmd": "account.set", "row": row} in self.agent.account_requests()
+        j = self.ctl_json("account", "show", "alice")
+        assert j["found"] and j["state"] == "suspended" and j["markers"] == ["press", "verified_publisher"], j
+        assert j["dataplane"]["row"] == row and j["dataplane"]["in_sync"] and j["open_reports"] == 0, j
+        p = self.ctl("account", "show", "alice")
+        assert re.search(r"^state:        suspended until \S+Z$", p.out, re.M), p.out
+        assert re.search(r"^dataplane:    suspended until \S+Z \(in sync\)$", p.out, re.M), p.out
+
+        p = self.ctl("account", "set", "alice", "--state", "restricted", "--rate", "5/1m")
+        assert p.returncode == 0 and "account alice: restricted to 5/60s until" in p.out, (p.out, p.err)
+        p = self.ctl("account", "set", "alice", "--add-marker", "bot", "--remove-marker", "press")
+        assert p.returncode == 0 and "markers bot, verified_publisher" in p.out, (p.out, p.err)
+        row = self.agent.account("alice")
+        assert row.startswith("alice,bot;verified_publisher,restricted,") and row.endswith(",5/60s"), row
+
+        # Errors name the option and change nothing, here or in the dataplane.
+        n = len(self.agent.account_requests())
+        for args, code, want in (
+                (["--state", "frozen"], 1, "--state 'frozen': not one of none, warned, restricted, suspended, shutdown"),
+                (["--state", "shutdown", "--for", "1h"], 1, "--for: a state of shutdown does not lapse"),
+                (["--state", "warned", "--rate", "5/1m"], 1, "--rate: only for a restricted account"),
+                (["--state", "warned", "--until", "2001-01-01"], 1, "--until '2001-01-01': that is not in the future"),
+                (["--markers", "Bad Marker"], 1, "--markers: marker name 'Bad Marker' may only use"),
+                (["--state", "warned", "--until", "2030-01-01", "--for", "1h"], 2, "--until and --for: give one"),
+                (["--open"], 2, "--open does not go with 'account set'")):
+            p = self.ctl("account", "set", "alice", *args)
+            assert p.returncode == code and want in p.err, (args, p.returncode, p.err)
+        assert len(self.agent.account_requests()) == n, self.agent.account_requests()[n:]
+        assert self.agent.account("alice") == row
+        p = self.ctl("account", "set", "a,b", "--state", "warned")
+        assert p.returncode == 1 and "account: " in p.err, p.err
+        p = self.ctl("account", "set")
+        assert p.returncode == 2 and "wrong number of arguments" in p.err, p.err
+        p = self.ctl("account", "set", "--help")
+        assert p.returncode == 0 and p.out.startswith("usage: imfctl account set ACCOUNT"), p.out
+        p = self.ctl("account", "--help")
+        assert p.returncode == 0 and "imfctl account load FILE [--replace]" in p.out, p.out
+        p = self.ctl("account", "show", "nobody-here")
+        assert p.returncode == 1 and "account 'nobody-here' is not stored" in p.err, (p.returncode, p.err)
+        assert "stored:       no" in p.out, p.out
+
+        csv = "".join(f"bulk{i},{'press' if i % 2 else ''},{'warned' if i % 10 == 0 else ''},,\n" for i in range(1000))
+        path = self.write("accounts-1000.csv", csv)
+        p = self.ctl("account", "load", path)
+        assert p.returncode == 0, p.err
+        assert "1000 rows loaded (1000 new, 0 updated); 1001 accounts; 100 state changes recorded" in p.out, p.out
+        assert "dataplane: loaded 1001 rows" in p.out, p.out
+        assert len(self.agent.accounts) == 1001 and self.agent.account("bulk10") == "bulk10,,warned,,"
+        loaded = [r for r in self.records("--account", "bulk10") if r["kind"] == "state_change"]
+        assert len(loaded) == 1 and loaded[0]["state_after"] == "warned" and loaded[0]["bulk"], loaded
+        bad = self.write("bad-accounts.csv", "ok1,,,,\nbad,,nope,,\n")
+        p = self.ctl("account", "load", bad)
+        assert p.returncode == 1 and f"{bad}:2: state: unknown 'nope'" in p.err, p.err
+        p = self.ctl("account", "count")
+        assert p.out == "1001 accounts: none 900, warned 100, restricted 1, suspended 0, shutdown 0\n", p.out
+        p = self.ctl("account", "del", "bulk0")
+        assert p.returncode == 0 and p.out.startswith("deleted account bulk0\n"), p.out
+        assert self.agent.account("bulk0") is None
+        gone = self.records("--account", "bulk0")[-1]
+        assert gone["kind"] == "state_change" and gone["deleted"] and gone["state_after"] == "none", gone
+
+    def t_reports(self):
+        p = self.ctl("report", "add", "bob", "--reason", "threats in group chat")
+        assert p.returncode == 0 and p.out == "report 1 opened for bob (1 open)\n", (p.out, p.err)
+        digest = hmac.new(self.key(), b"the message body", hashlib.sha256).hexdigest()
+        p = self.ctl("report", "add", "bob", "--reason", "again", "--digest", digest.upper())
+        assert p.returncode == 0, p.err
+        assert "report 2 opened for bob (2 open)" in p.out and "escalated: none -> warned until" in p.out, p.out
+        assert self.agent.account("bob").startswith("bob,,warned,"), self.agent.account("bob")
+        esc = self.records("--account", "bob")[-1]
+        assert esc["kind"] == "state_change" and esc["cause"] == "reports" and esc["open_reports"] == 2, esc
+        opened = [r for r in self.records("--account", "bob") if r["kind"] == "report_opened"]
+        assert [r["digest"] for r in opened] == [None, digest], opened
+        lst = self.ctl("report", "list", "--open", "--account", "bob")
+        assert re.search(r"^\s+1  open\s.*bob\s+threats in group chat$", lst.out, re.M), lst.out
+        assert re.search(r"^\s+2  open\s.*again \[digest " + digest[:16] + r"\.\.\.\]$", lst.out, re.M), lst.out
+        p = self.ctl("report", "resolve", "1", "--note", "handled")
+        assert p.returncode == 0 and p.out == "report 1 resolved (bob: 1 open)\n", (p.out, p.err)
+        j = self.ctl_json("report", "list")
+        assert [(r["report"], r["status"], r["note"]) for r in j["reports"]] == \
+            [(1, "resolved", "handled"), (2, "open", None)], j
+        p = self.ctl("report", "resolve", "1")
+        assert p.returncode == 1 and "report 1 is already resolved" in p.err, p.err
+        p = self.ctl("report", "add", "bob")
+        assert p.returncode == 2 and "--reason is required" in p.err, p.err
+        p = self.ctl("report", "add", "bob", "--reason", "x", "--digest", "zz")
+        assert p.returncode == 1 and "--digest: expected 64 hex digits, got 2 characters" in p.err, p.err
+        assert len(self.ctl_json("report", "list")["reports"]) == 2
+
+    def t_dataplane_records(self):
+        chain = DataplaneChain(os.path.join(self.state, "dataplane-records"))
+        n = len(self.agent.account_requests())
+        chain.append({"kind": "state_change", "account": "bulk1", "state_before": "none", "state_after": "warned",
+                      "until": 0})
+        chain.append({"kind": "verdict", "account": "bulk1", "verdict": "drop", "digest": "ab" * 32,
+                      "digest_bytes": 12, "body_bytes": 12})
+        wait_until(lambda: self.ctl_json("account", "show", "bulk1").get("state") == "warned",
+                   "imfd's escalation of bulk1 to reach the account store")
+        sent = [r for r in self.agent.account_requests()[n:] if r["cmd"] != "account.get"]
+        assert not sent, f"imfd's own change was sent back to it: {sent}"
+        wait_until(lambda: open(os.path.join(self.state, "dataplane-records.cursor")).read() == "2\n", "the cursor")
+        rec = self.ctl_json("status")["control"]["records"]["dataplane"]
+        assert rec["read_seq"] == 2 and rec["head_seq"] == 2 and rec["applied"] >= 1, rec
+        merged = self.records("--account", "bulk1")
+        assert [r["source"] for r in merged][-2:] == ["dataplane", "dataplane"], merged
+
+    def t_records(self):
+        p = self.ctl("records", "verify")
+        assert p.returncode == 0, (p.out, p.err)
+        assert re.search(r"^control \(\S+\): ok, \d+ records in 1 files", p.out, re.M), p.out
+        assert re.search(r"^dataplane \(\S+\): ok, 2 records in 1 files \(seq 1-2\)$", p.out, re.M), p.out
+        alice = self.records("--account", "alice")
+        assert [r["kind"] for r in alice] == ["markers", "state_change", "state_change", "markers"], alice
+        assert alice[1]["reason"] == "spam wave" and alice[1]["cause"] == "operator" and alice[1]["peer_uid"] == 0
+        assert alice[2]["rate"] == "5/60s", alice[2]
+        assert all(r["appliance"] == "it-box" and r["source"] == "control" for r in alice), alice
+        p = self.ctl("records", "query", "--pseudonymize")
+        assert p.returncode == 0 and p.out, p.err
+        assert "alice" not in p.out and '"bob"' not in p.out, "an account name in a pseudonymized export"
+        pseudo = "p-" + hmac.new(self.key(), b"account:alice", hashlib.sha256).hexdigest()[:32]
+        assert f'"account":"{pseudo}"' in p.out, pseudo
+        p = self.ctl("records", "query", "--since", "-1h", "--limit", "2")
+        assert p.returncode == 0 and len(p.out.splitlines()) == 2, p.out
+        p = self.ctl("records", "query", "--since", "soon")
+        assert p.returncode == 1 and "--since: cannot read time" in p.err, p.err
+
+        body = self.write("message.bin", "the message body")
+        p = self.ctl("records", "digest", body)
+        assert p.out == hmac.new(self.key(), b"the message body", hashlib.sha256).hexdigest() + "\n", p.out
+        p = self.ctl("records", "digest", body, "--bytes", "3")
+        assert p.out == hmac.new(self.key(), b"the", hashlib.sha256).hexdigest() + "\n", p.out
+        p = self.ctl("records", "digest", body, "--bytes", "99")
+        assert p.returncode == 1 and p.err.strip() == "imfctl: --bytes 99: the file has only 16 bytes", p.err
+
+        # An edited line breaks the chain; verify names the place and fails.
+        path = os.path.join(self.state, "records", "control-000000000001.jsonl")
+        with open(path) as f:
+            original = f.read()
+        with open(path, "w") as f:
+            f.write(original.replace('"reason":"spam wave"', '"reason":"spam wavy"', 1))
+        p = self.ctl("records", "verify")
+        assert p.returncode == 1, (p.returncode, p.out)
+        assert re.search(r"^control \(\S+\): FAILED", p.out, re.M), p.out
+        assert re.search(r"^  control-000000000001\.jsonl:\d+: prev does not match the hash of line \d+", p.out,
+                         re.M), p.out
+        assert "the records were altered" in p.err, p.err
+        with open(path, "w") as f:
+            f.write(original)
+        assert self.ctl("records", "verify").returncode == 0
+
+    def t_restart_keeps_accounts(self):
+        show = self.ctl_json("account", "show", "alice")
+        reports = self.ctl_json("report", "list")
+        recs = self.records()
+        count = self.ctl("account", "count").out
+        self.daemon.stop()
+        self.daemon.start()
+        again = self.ctl_json("account", "show", "alice")
+        assert again["row"] == show["row"] and again["found"], (again, show)
+        assert self.ctl_json("report", "list") == reports
+        assert self.ctl("account", "count").out == count
+        assert self.records() == recs
+        p = self.ctl("records", "verify")
+        assert p.returncode == 0, p.out
+        p = self.ctl("report", "resolve", "2", "--note", "after restart")
+        assert p.returncode == 0, p.err
+        last = self.records()[-1]
+        control_seqs = [r["seq"] for r in recs if r["source"] == "control"]
+        assert last["kind"] == "report_resolved" and last["seq"] == max(control_seqs) + 1, last
+
     # --------------------------------------------------------------------------------------- protocol
     def t_protocol_errors(self):
         lines = ('{"v":1,"id":1,"cmd":"health"}\n'
@@ -651,12 +920,16 @@ class Test:
         want = self.active()
         n = len(self.agent.installs())
         n_tables = len(self.agent.table_requests())
+        n_accounts = self.ctl_json("account", "count")["rows"]
         with open(os.path.join(self.state, "tables/accounts.csv")) as f:
             rows = sum(1 for _ in f)
         self.agent.start(version=0)  # a restarted imfd without rules or tables
         wait_until(lambda: self.agent.version == want, f"resync installing version {want}")
         assert len(self.agent.installs()) > n
         wait_until(lambda: len(self.agent.table("accounts")) == rows, f"resync loading {rows} accounts")
+        wait_until(lambda: len(self.agent.accounts) == n_accounts, f"resync loading the {n_accounts} account rows")
+        assert {"cmd": "accounts.load", "path": os.path.join(self.state, "accounts/accounts.csv")} in \
+            self.agent.account_requests()
         assert self.agent.table("accounts")["alice"] == "banned"
         assert {"cmd": "table.load", "table": "accounts", "path": os.path.join(self.state, "tables/accounts.csv")} \
             in self.agent.table_requests()[n_tables:], self.agent.table_requests()[n_tables:]
@@ -747,6 +1020,22 @@ class Test:
         g = self.ctl("table", "get", "million", "account-0999999")
         assert g.out == f"marker-{999999 % 13}\n", g.out
 
+    def t_account_load_million(self):
+        csv = "".join(f"user-{i:07d}@example.net,{'press' if i % 3 == 0 else ''},{'warned' if i % 1000 == 0 else ''},,\n"
+                      for i in range(1000000))
+        path = self.write("accounts-million.csv", csv)
+        before = self.ctl_json("account", "count")["rows"]
+        t0 = time.monotonic()
+        p = self.ctl("account", "load", path)
+        dt = time.monotonic() - t0
+        assert p.returncode == 0, p.err
+        assert "1000000 rows loaded (1000000 new, 0 updated)" in p.out and "1000 state changes recorded" in p.out, p.out
+        assert f"dataplane: loaded {before + 1000000} rows" in p.out, p.out
+        self.figures.append(f"account load 1M rows ({len(csv) / 1e6:.0f} MB CSV, 1000 state changes) through imfctl: "
+                            f"{dt:.2f} s")
+        j = self.ctl_json("account", "show", "user-0999000@example.net")
+        assert j["row"] == "user-0999000@example.net,press,warned,," and j["dataplane"]["in_sync"], j
+
     def t_config_errors(self):
         conf = self.write("bad.conf", "socket = /tmp/x.sock\nmetrics_listen = 0.0.0.0:9477\n")
         p = subprocess.run([self.control, "--config", conf], capture_output=True, text=True, timeout=30)
@@ -777,8 +1066,9 @@ class Test:
     # --------------------------------------------------------------------------------------- run
     def run(self):
         self.agent.start()
+        policy = self.write("policy.conf", "report-threshold 2\n")
         self.daemon = Daemon(self.control, self.work, "control", socket=os.path.join(self.work, "control.sock"),
-                             group="nogroup", state_dir=self.state,
+                             group="nogroup", state_dir=self.state, appliance_id="it-box", policy_file=policy,
                              dataplane_socket=self.agent.path, metrics_listen="127.0.0.1:0",
                              max_request_bytes=64 * 1024 * 1024, resync_interval=1, keep_versions=5)
         self.rootonly = Daemon(self.control, self.work, "rootonly", socket=os.path.join(self.work, "root.sock"),
@@ -795,6 +1085,11 @@ class Test:
             self.check("load v2, diff, show, list, rollback", self.t_load_v2_diff_rollback)
             self.check("table bulk 100k rows, get, set", self.t_table_bulk)
             self.check("table changes reach the dataplane; limits", self.t_table_forwarding)
+            self.check("accounts: set, show, del, load, count through imfctl", self.t_accounts)
+            self.check("reports: add, list, resolve; escalation at the threshold", self.t_reports)
+            self.check("imfd's state changes are followed from its records", self.t_dataplane_records)
+            self.check("records: verify, query --pseudonymize, digest; an edited line fails verify", self.t_records)
+            self.check("a restart keeps accounts, reports and records", self.t_restart_keeps_accounts)
             self.check("protocol errors keep the connection usable", self.t_protocol_errors)
             self.check("oversized request line", self.t_oversized)
             self.check("args.path from root", self.t_path_only_for_root)
@@ -804,6 +1099,7 @@ class Test:
             self.check("an agent without tables is sent none", self.t_agent_without_tables)
             self.check("stats and Prometheus metrics", self.t_stats_and_metrics)
             self.check("table bulk 1M rows", self.t_bulk_million)
+            self.check("account load 1M rows", self.t_account_load_million)
             self.check("SIGTERM: clean exit, socket removed, no sanitizer report", self.t_shutdown)
         finally:
             self.daemon.stop()

@@ -37,6 +37,26 @@ TEST(Metrics, UnreachableDataplaneServesOnlyUpZeroAndControlGauges) {
   EXPECT_EQ(s.size(), 3u);
 }
 
+TEST(Metrics, AccountsReportsAndRecordsAreServedWithoutTheDataplane) {
+  ControlMetrics c{7, 3.9};
+  c.accounts = true;
+  c.accounts_by_state[0] = 900;
+  c.accounts_by_state[1] = 100;
+  c.reports_open = 3;
+  c.records_control_seq = 42;
+  c.records_dataplane_seq = 7;
+  c.dataplane_state_changes_applied = 5;
+  auto s = samples(render_metrics(nullptr, c));
+  EXPECT_EQ(s.at("imf_control_accounts{state=\"none\"}"), "900");
+  EXPECT_EQ(s.at("imf_control_accounts{state=\"warned\"}"), "100");
+  EXPECT_EQ(s.at("imf_control_accounts{state=\"shutdown\"}"), "0");
+  EXPECT_EQ(s.at("imf_control_reports_open"), "3");
+  EXPECT_EQ(s.at("imf_control_records_seq{chain=\"control\"}"), "42");
+  EXPECT_EQ(s.at("imf_control_records_seq{chain=\"dataplane\"}"), "7");
+  EXPECT_EQ(s.at("imf_control_dataplane_state_changes_applied_total"), "5");
+  EXPECT_EQ(s.at("imf_dataplane_up"), "0");
+}
+
 TEST(Metrics, RendersPortsLcoreCountersRulesAndLatency) {
   auto stats = json::parse(R"({"ok":true,"version":4,
     "ports":[{"port":0,"rx":10,"tx":9,"rx_bytes":1000,"tx_bytes":900,"rx_missed":1,"tx_errors":0},

@@ -45,7 +45,9 @@ class InspectorTest : public ::testing::Test {
     ASSERT_TRUE(set.ok()) << set.error();
     auto compiled = rules::compile_rules(set.value());
     ASSERT_TRUE(compiled.ok()) << compiled.error();
-    gen_ = std::move(match::install_generation(compiled.value(), 1).value());
+    gen_ = std::move(match::install_generation(compiled.value(), 1, [](const std::vector<std::string>&) {
+                       return uint64_t{0};
+                     }).value());
     streams_ = std::move(match::StreamPool::create(*gen_, 2).value());
     matcher_ = std::move(match::Matcher::create(*gen_).value());
     counters_ = Counters{};

@@ -24,7 +24,7 @@ class MatcherTest : public ::testing::Test {
     ASSERT_TRUE(set.ok()) << set.error();
     auto compiled = rules::compile_rules(set.value());
     ASSERT_TRUE(compiled.ok()) << compiled.error();
-    auto gen = install_generation(compiled.value(), 7);
+    auto gen = install_generation(compiled.value(), 7, [](const std::vector<std::string>&) { return uint64_t{0}; });
     ASSERT_TRUE(gen.ok()) << gen.error();
     gen_ = std::move(gen.value());
     auto pool = StreamPool::create(*gen_, 2);
@@ -37,9 +37,11 @@ class MatcherTest : public ::testing::Test {
 
   ScanResult scan(const std::string& s, Field f = Field::kPayload, uint32_t stream = 0) {
     return matcher_->scan(pool_->get(stream), f, reinterpret_cast<const uint8_t*>(s.data()),
-                          static_cast<uint32_t>(s.size()));
+                          static_cast<uint32_t>(s.size()), MessageContext{});
   }
-  ScanResult end(Field f = Field::kPayload, uint32_t stream = 0) { return matcher_->end_field(pool_->get(stream), f); }
+  ScanResult end(Field f = Field::kPayload, uint32_t stream = 0) {
+    return matcher_->end_field(pool_->get(stream), f, MessageContext{});
+  }
 
   std::unique_ptr<RuleGeneration> gen_;
   std::unique_ptr<StreamPool> pool_;
@@ -114,6 +116,86 @@ TEST_F(MatcherTest, NoMatchAcrossFieldsOrStreams) {
   end();
   scan("free ", Field::kPayload, 0);
   EXPECT_EQ(scan("money", Field::kPayload, 1).n_hits, 0);  // other stream
+}
+
+// Rules with conditions: channels, markers (bit 0 = verified, bit 1 = press), dry-run, no pattern.
+constexpr const char* kScopedRules =
+    "pub.unverified drop payload channel=public/# without=verified *\n"        // 0
+    "news.link      drop payload channel=news/+,alerts with=press \"http\"\n"  // 1
+    "spam.try       drop payload mode=dry-run category=spam \"buy now\"\n"     // 2
+    "spam.real      drop payload \"spam spam\"\n";                             // 3
+
+class ScopedMatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto set = rules::parse_rules(kScopedRules, "s.rules");
+    ASSERT_TRUE(set.ok()) << set.error();
+    auto compiled = rules::compile_rules(set.value());
+    ASSERT_TRUE(compiled.ok()) << compiled.error();
+    auto gen = install_generation(compiled.value(), 1, [](const std::vector<std::string>& names) {
+      uint64_t m = 0;
+      for (const std::string& n : names) m |= n == "verified" ? 1 : n == "press" ? 2 : 4;
+      return Result<uint64_t>(m);
+    });
+    ASSERT_TRUE(gen.ok()) << gen.error();
+    gen_ = std::move(gen.value());
+    pool_ = std::move(StreamPool::create(*gen_, 1).value());
+    matcher_ = std::move(Matcher::create(*gen_).value());
+  }
+  ScanResult message(const std::string& topic, const std::string& body, uint64_t markers, bool known = true) {
+    MessageContext m{topic.data(), static_cast<uint32_t>(topic.size()), markers, known};
+    ScanResult any = matcher_->judge_any_body(m);
+    if (any.n_hits) return any;
+    ScanResult r = matcher_->scan(pool_->get(0), Field::kPayload, reinterpret_cast<const uint8_t*>(body.data()),
+                                  static_cast<uint32_t>(body.size()), m);
+    ScanResult e = matcher_->end_field(pool_->get(0), Field::kPayload, m);
+    for (uint8_t i = 0; i < e.n_hits; ++i) r.hits[r.n_hits++] = e.hits[i];
+    r.drop |= e.drop;
+    return r;
+  }
+  std::unique_ptr<RuleGeneration> gen_;
+  std::unique_ptr<StreamPool> pool_;
+  std::unique_ptr<Matcher> matcher_;
+};
+
+TEST_F(ScopedMatcherTest, GenerationMapsMarkersAndListsRulesWithoutPattern) {
+  EXPECT_TRUE(gen_->conditional);
+  ASSERT_EQ(gen_->any_body.size(), 1u);
+  EXPECT_EQ(gen_->any_body[0], 0);
+  EXPECT_EQ(gen_->scope[0].without_mask, 1u);
+  EXPECT_EQ(gen_->scope[1].with_mask, 2u);
+  EXPECT_TRUE(gen_->scope[2].dry_run);
+  EXPECT_EQ(gen_->rules[2].cond.category, "spam");
+}
+
+TEST_F(ScopedMatcherTest, ChannelAndMarkerGateARuleWithoutPattern) {
+  ScanResult r = message("public/town", "hello", 0);  // unverified on public/#: dropped
+  ASSERT_EQ(r.n_hits, 1);
+  EXPECT_EQ(r.hits[0], 0);
+  EXPECT_TRUE(r.drop);
+  EXPECT_EQ(message("public", "hello", 0).n_hits, 1);              // "public/#" covers "public"
+  EXPECT_EQ(message("public/town", "hello", 1).n_hits, 0);         // verified publisher passes
+  EXPECT_EQ(message("private/x", "hello", 0).n_hits, 0);           // other channel
+  EXPECT_EQ(message("publicity", "hello", 0).n_hits, 0);           // not the same level
+  EXPECT_EQ(message("public/town", "hello", 0, false).n_hits, 0);  // sender unknown: marker rules skip
+}
+
+TEST_F(ScopedMatcherTest, PatternRuleAppliesOnlyInItsChannelsToMarkedSenders) {
+  EXPECT_TRUE(message("news/world", "see http://x", 2).drop);
+  EXPECT_TRUE(message("alerts", "see http://x", 2 | 1).drop);
+  EXPECT_EQ(message("news/world/extra", "see http://x", 2).n_hits, 0);  // '+' is one level
+  EXPECT_EQ(message("news/world", "see http://x", 1).n_hits, 0);        // lacks press
+  EXPECT_EQ(message("chat", "see http://x", 2).n_hits, 0);
+}
+
+TEST_F(ScopedMatcherTest, DryRunDropIsReportedButDecidesNothing) {
+  ScanResult r = message("chat", "buy now", 0);
+  ASSERT_EQ(r.n_hits, 1);
+  EXPECT_EQ(r.hits[0], 2);
+  EXPECT_FALSE(r.drop);
+  ScanResult both = message("chat", "buy now spam spam", 0);  // the enforced rule still drops
+  EXPECT_TRUE(both.drop);
+  EXPECT_EQ(both.hits[both.n_hits - 1], 3);
 }
 
 }  // namespace

@@ -18,7 +18,11 @@ Event make_event(const std::string& account, const std::string& topic) {
   e.vlan = 12;
   std::memcpy(e.rule, "spam.x", 6);
   e.rule_len = 6;
-  e.action = static_cast<uint8_t>(rules::Action::kDrop);
+  e.measure = static_cast<uint8_t>(inspect::Measure::kRuleDrop);
+  e.account_known = 1;
+  std::memcpy(e.category, "spam", 4);
+  e.category_len = 4;
+  e.state_before = e.state_after = static_cast<uint8_t>(imf::policy::AccountState::kWarned);
   e.version = 7;
   e.ip_version = 4;
   e.lcore = 3;
@@ -35,9 +39,30 @@ const Clock kClock{1000, 1767225600LL * 1000000000LL, 1000000000};
 TEST(EventJson, HasEveryFieldAndNoContent) {
   std::string j = event_to_json(make_event("alice", "chat/room1"), kClock);
   EXPECT_EQ(j,
-            "{\"ts\":\"2026-01-01T00:00:00.000002Z\",\"lcore\":3,\"flow\":{\"proto\":\"tcp\",\"src\":\"10.0.0.1\","
-            "\"sport\":40000,\"dst\":\"10.0.0.2\",\"dport\":1883,\"vlan\":12},\"account\":\"alice\","
-            "\"topic\":\"chat/room1\",\"rule\":\"spam.x\",\"action\":\"drop\",\"rules_version\":7}\n");
+            "{\"ts\":\"2026-01-01T00:00:00.000002Z\",\"kind\":\"measure\",\"action\":\"drop\",\"lcore\":3,"
+            "\"flow\":{\"proto\":\"tcp\",\"src\":\"10.0.0.1\",\"sport\":40000,\"dst\":\"10.0.0.2\",\"dport\":1883,"
+            "\"vlan\":12},\"direction\":\"to_server\",\"account\":\"alice\",\"topic\":\"chat/room1\","
+            "\"rule\":\"spam.x\",\"rules_version\":7,\"category\":\"spam\",\"state_before\":\"warned\","
+            "\"state_after\":\"warned\",\"until\":0,\"digest\":null,\"digest_bytes\":0}\n");
+}
+
+TEST(EventJson, MeasuresWithoutRuleAndWithDigest) {
+  Event e = make_event("bob", "t");
+  e.measure = static_cast<uint8_t>(inspect::Measure::kLapsed);
+  e.state_before = static_cast<uint8_t>(imf::policy::AccountState::kSuspended);
+  e.state_after = static_cast<uint8_t>(imf::policy::AccountState::kNone);
+  e.has_digest = 1;
+  std::memset(e.digest, 0xab, sizeof(e.digest));
+  e.digest_bytes = 42;
+  std::string f = event_fields(e);
+  EXPECT_EQ(f.rfind("\"kind\":\"state_change\",\"cause\":\"expired\",\"action\":\"expired\"", 0), 0u) << f;
+  EXPECT_NE(f.find("\"rule\":null,\"rules_version\":null,\"category\":null"), std::string::npos) << f;
+  EXPECT_NE(f.find("\"state_before\":\"suspended\",\"state_after\":\"none\""), std::string::npos) << f;
+  std::string hex;
+  for (int i = 0; i < 32; ++i) hex += "ab";
+  EXPECT_NE(f.find("\"digest\":\"hmac-sha256:" + hex + "\",\"digest_bytes\":42"), std::string::npos) << f;
+  e.account_known = 0;  // a connection picked up without its CONNECT
+  EXPECT_NE(event_fields(e).find("\"account\":null"), std::string::npos);
 }
 
 TEST(EventJson, EscapesQuotesControlsAndInvalidUtf8) {

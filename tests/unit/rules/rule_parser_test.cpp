@@ -58,7 +58,35 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"x drop payload \"abc", "no closing '\"'"}, BadCase{"x drop payload \"\"", "empty literal"},
         BadCase{"x drop payload \"a\\q\"", "unknown escape"}, BadCase{"x drop payload \"a\\x4\"", "two hex digits"},
         BadCase{"x drop payload /abc", "no closing '/'"}, BadCase{"x drop payload //", "empty regex"},
-        BadCase{"x drop payload /a/z", "unknown pattern flag 'z'"}, BadCase{"x drop payload /a/ii", "given twice"}));
+        BadCase{"x drop payload /a/z", "unknown pattern flag 'z'"}, BadCase{"x drop payload /a/ii", "given twice"},
+        BadCase{"x drop payload colour=red \"x\"", "unknown option 'colour'"},
+        BadCase{"x drop payload channel=a/#/b \"x\"", "'#' must be the last level"},
+        BadCase{"x drop payload channel=a/b+ \"x\"", "'+' must fill a whole level"},
+        BadCase{"x drop payload with=Verified \"x\"", "marker 'Verified'"},
+        BadCase{"x drop payload mode=later \"x\"", "unknown mode 'later'"},
+        BadCase{"x drop payload category= \"x\"", "option 'category' has no value"},
+        BadCase{"x drop payload *", "needs channel=, with= or without="},
+        BadCase{"x drop topic channel=a/# *", "it takes scope payload"},
+        BadCase{"x drop payload channel=a/# category=spam", "missing pattern"}));
+
+TEST(RuleParser, ParsesConditionsAndRulesWithoutPattern) {
+  auto r = parse_rules(
+      "pub  drop  payload  channel=public/#,news/+ without=verified_publisher category=publishing *\n"
+      "try  drop  payload  mode=dry-run with=a,b \"free money\"i\n",
+      "t.rules");
+  ASSERT_TRUE(r.ok()) << r.error();
+  const RuleConditions& c0 = r->rules[0].cond;
+  EXPECT_TRUE(c0.any_body);
+  EXPECT_EQ(c0.channels, (std::vector<std::string>{"public/#", "news/+"}));
+  EXPECT_EQ(c0.without_markers, std::vector<std::string>{"verified_publisher"});
+  EXPECT_EQ(c0.category, "publishing");
+  EXPECT_FALSE(c0.dry_run);
+  const RuleConditions& c1 = r->rules[1].cond;
+  EXPECT_TRUE(c1.dry_run);
+  EXPECT_FALSE(c1.any_body);
+  EXPECT_EQ(c1.with_markers, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(r->rules[1].pattern, "free money");
+}
 
 TEST(RuleParser, ReportsEveryBadLineAndDuplicates) {
   auto r = parse_rules("a drop payload \"x\"\nb nope payload \"x\"\na alert payload \"y\"\n", "f");
