@@ -6,7 +6,8 @@ rule-set size and packet-size profile measures, on the same bytes,
   (a) imfd on worker lcores, capture replayed from memory (net_pcap infinite_rx=1) -> net_null,
   (b) Hyperscan alone over the message bodies: streaming as the dataplane scans, and block mode,
   (c) PCRE2 JIT, one pattern per rule, over each message,
-plus memory per flow, latency added per packet, and scaling over worker lcores. Writes
+plus memory per flow, latency added per packet, scaling over worker lcores, and the account
+table's memory, bulk-load time and lookup cost (bench/accounts) at 10M accounts. Writes
 report.md, results.json and PNG plots into the results folder. See bench/README.md.
 """
 
@@ -26,9 +27,9 @@ START = time.monotonic()
 
 # Rule-set sizes, profiles and loads of the two modes. Quick mode is what CI runs.
 FULL = dict(rules=[100, 1000, 10000], flows=10000, messages=100000, full_messages=10000, small_frames=200000,
-            duration=5, scan_seconds=2.0, pcre2_seconds=10.0, repeat=3)
+            duration=5, scan_seconds=2.0, pcre2_seconds=10.0, repeat=3, accounts=10000000, lookups=10000000)
 QUICK = dict(rules=[100, 1000], flows=1000, messages=10000, full_messages=1000, small_frames=20000,
-             duration=1, scan_seconds=0.3, pcre2_seconds=1.5, repeat=1)
+             duration=1, scan_seconds=0.3, pcre2_seconds=1.5, repeat=1, accounts=100000, lookups=200000)
 PROFILES = ["small", "mixed", "full"]
 PROFILE_TITLE = {"small": "64-byte pass-through (non-IM)", "mixed": "mixed chat traffic",
                  "full": "full 1514-byte segments"}
@@ -97,16 +98,19 @@ def machine_info(args, tools):
 
 def find_tools(args):
     """Uses the given binaries, or builds a release tree (build-bench) and uses its binaries."""
-    if args.imfd and args.synth and args.scanbench:
-        return {"imfd": args.imfd, "synth": args.synth, "scanbench": args.scanbench, "build": "as given"}
+    if args.imfd and args.synth and args.scanbench and args.accountbench:
+        return {"imfd": args.imfd, "synth": args.synth, "scanbench": args.scanbench,
+                "accountbench": args.accountbench, "build": "as given"}
     build = os.path.join(ROOT, "build-bench")
     if not os.path.isdir(build):
         progress("configuring a release build in build-bench/")
         run(["meson", "setup", build, ROOT, "--buildtype=release", "-Dtests=false"])
-    progress("building imfd, imf-synth, imf-scanbench (release)")
-    run(["ninja", "-C", build, "dataplane/imfd", "bench/synth/imf-synth", "bench/scan/imf-scanbench"])
+    progress("building imfd, imf-synth, imf-scanbench, imf-accountbench (release)")
+    run(["ninja", "-C", build, "dataplane/imfd", "bench/synth/imf-synth", "bench/scan/imf-scanbench",
+         "bench/accounts/imf-accountbench"])
     return {"imfd": os.path.join(build, "dataplane/imfd"), "synth": os.path.join(build, "bench/synth/imf-synth"),
-            "scanbench": os.path.join(build, "bench/scan/imf-scanbench"), "build": "release (build-bench)"}
+            "scanbench": os.path.join(build, "bench/scan/imf-scanbench"),
+            "accountbench": os.path.join(build, "bench/accounts/imf-accountbench"), "build": "release (build-bench)"}
 
 
 # --- Inputs
@@ -250,6 +254,17 @@ def run_scanbench(tools, traffic, rules, cfg, work, tag, log, modes="hs-stream,h
     return modes, problems
 
 
+# --- Account table
+
+def run_accountbench(tools, cfg, args, work, log):
+    """Bulk load, memory and per-operation costs of the account table (bench/accounts). The bench
+    fails (and so the run) if a loaded account is not found, an absent one is, or a count is off."""
+    out = os.path.join(work, "accounts.json")
+    run([tools["accountbench"], "--accounts", str(cfg["accounts"]), "--lookups", str(cfg["lookups"]),
+         "--seed", str(args.seed), "--dir", work, "--json", out] + (["--huge"] if args.huge else []), log)
+    return load_json(out)
+
+
 def median(runs, key):
     """The run with the median value of `key` (the lower middle one of an even count)."""
     return sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
@@ -341,6 +356,7 @@ def write_report(res, out):
         lines.append("")
         lines.append(f"With {m['cpus']} CPUs the last point shares CPU 0 between a worker and the (sleeping) main "
                      "lcore, the event writer and this harness.")
+    lines += accounts_section(res["accounts"])
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for t in res["targets"]:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |")
@@ -349,6 +365,32 @@ def write_report(res, out):
     lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in res["plots"]), ""]
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines))
+
+
+def accounts_section(a):
+    """The report's lines for imf-accountbench's JSON."""
+    mem, lk, j, st, mib = a["memory"], a["lookup_ns"], a["judge_message_ns"], a["set_ns"], 1 << 20
+    pages = "hugepages" if a["pages"] == "hugepages" else "4 KiB pages (EAL --no-huge)"
+    return ["", f"## Account table: {a['accounts']:,} accounts, one thread, {pages}", "",
+            "| figure | value |", "|---|---:|",
+            f"| bulk load (`accounts.load` of a {a['csv']['bytes'] / mib:.0f} MiB CSV) | "
+            f"{a['load']['wall_ms'] / 1e3:.2f} s, {fmt_rate(a['load']['rows_per_sec'])} rows/s |",
+            f"| table memory (capacity {mem['capacity']:,}) | {mem['table_bytes'] / mib:.0f} MiB, "
+            f"{mem['bytes_per_account']:.1f} B per account |",
+            f"| process RSS: empty table / after the load / peak during it | {mem['rss_empty_table'] / mib:.0f} / "
+            f"{mem['rss_after_load'] / mib:.0f} / {mem['rss_peak_load'] / mib:.0f} MiB |",
+            f"| lookup + measure word, cold (random account): hit / miss | {lk['cold_hit']:.0f} / "
+            f"{lk['cold_miss']:.0f} ns |",
+            f"| lookup + measure word, cold hit, one at a time (latency) | {lk['cold_hit_chained']:.0f} ns |",
+            f"| lookup + measure word, warm ({a['hot_set']:,} accounts): hit / miss | {lk['warm_hit']:.1f} / "
+            f"{lk['warm_miss']:.1f} ns |",
+            f"| cold / warm: hit / miss / hit one at a time | {lk['cold_warm_ratio_hit']:.1f}x / "
+            f"{lk['cold_warm_ratio_miss']:.1f}x / {lk['cold_warm_ratio_hit_chained']:.1f}x |",
+            f"| `account_key` (SHA-256 of the name, once per connection) | {a['account_key_ns']:.0f} ns |",
+            f"| `judge_message`: state none / restricted within rate / over rate | {j['none']:.1f} / "
+            f"{j['restricted_pass']:.1f} / {j['restricted_drop']:.1f} ns |",
+            f"| `set()`: update / insert ({st['existing_ops']:,} / {st['insert_ops']:,} rows) | "
+            f"{st['existing']:.0f} / {st['insert']:.0f} ns |"]
 
 
 def gnuplot(out, name, script):
@@ -444,13 +486,16 @@ def main():
     ap.add_argument("--max-workers", type=int, default=os.cpu_count(), help="scaling: 1..N worker lcores")
     ap.add_argument("--nic", help="PCI_IN,PCI_OUT: run imfd on real ports (traffic from an external generator "
                                   "replaying the synthesized captures) instead of net_pcap")
+    ap.add_argument("--accounts", type=int, help="accounts in the account-table stage (default 10M; quick 100k)")
+    ap.add_argument("--huge", action="store_true", help="account-table stage on hugepages, when enough are free")
     ap.add_argument("--imfd"), ap.add_argument("--synth"), ap.add_argument("--scanbench")
+    ap.add_argument("--accountbench")
     args = ap.parse_args()
 
     cfg = dict(QUICK if args.quick else FULL)
     if args.rules:
         cfg["rules"] = sorted(int(x) for x in args.rules.split(","))
-    for key in ("flows", "messages", "duration", "repeat"):
+    for key in ("flows", "messages", "duration", "repeat", "accounts"):
         if getattr(args, key):
             cfg[key] = getattr(args, key)
     profiles = [p for p in args.profiles.split(",") if p]
@@ -545,6 +590,16 @@ def main():
         t = make_traffic(tools, cfg, work, prof, w, triggers, args, log)
         points.append(run_imfd(tools, t, sets[n]["rules"], w, cfg, args, work, f"{prof}-{n}-w{w}", log))
     res["scaling"] = {"profile": prof, "rules": n, "points": points}
+
+    progress(f"account table: {cfg['accounts']:,} accounts, {cfg['lookups']:,} lookups")
+    acc = run_accountbench(tools, cfg, args, work, log)
+    res["accounts"] = acc
+    lk = acc["lookup_ns"]
+    progress(f"    load {acc['load']['wall_ms'] / 1e3:.2f} s, {acc['memory']['bytes_per_account']:.1f} B/account, "
+             f"lookup cold hit/miss {lk['cold_hit']:.0f}/{lk['cold_miss']:.0f} ns, "
+             f"warm {lk['warm_hit']:.0f}/{lk['warm_miss']:.0f} ns")
+    res["checks"].append(f"accounts: loaded {acc['load']['rows']:,} of {acc['accounts']:,} rows; every sampled present "
+                         "account found and no absent one")
 
     def target(name, measured, met):
         res["targets"].append({"target": name, "measured": measured, "met": met})
