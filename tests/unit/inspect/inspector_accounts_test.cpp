@@ -2,16 +2,15 @@
 // transitions, rate precision and expiry on an injected clock, message digests. The table needs
 // EAL (rte_hash, rte_malloc): this test brings its own main() with a private, hugepage-free EAL.
 #include <gtest/gtest.h>
-#include <rte_eal.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
-#include <unistd.h>
 
 #include <string>
 #include <vector>
 
 #include "inspect/inspector.h"
 #include "packet_builder.h"
+#include "private_eal.h"
 #include "records/digest.h"
 #include "rules/rule_parser.h"
 
@@ -31,29 +30,6 @@ constexpr const char* kRules =
     "news.link      drop payload with=press \"http\"\n"                     // 1
     "spam.trial     drop payload mode=dry-run category=spam \"buy now\"\n"  // 2
     "spam.hard      drop payload category=spam \"spam spam\"\n";            // 3
-
-class Eal : public ::testing::Environment {
- public:
-  void SetUp() override {
-    std::string prefix = "inspacct" + std::to_string(getpid());
-    std::vector<std::string> args = {"inspector_accounts_test",
-                                     "--no-pci",
-                                     "--no-huge",
-                                     "--no-shconf",
-                                     "-m",
-                                     "256",
-                                     "--file-prefix",
-                                     prefix,
-                                     "-l",
-                                     "0",
-                                     "--no-telemetry",
-                                     "--log-level=error"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0);
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
 
 struct RecordedHit {
   Measure what;
@@ -371,6 +347,6 @@ TEST_F(AccountsTest, DeletedAccountIsUnknownAgain) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new imf::dp::inspect::Eal);
+  ::testing::AddGlobalTestEnvironment(new imf::test::PrivateEal("inspector_accounts_test", 256));
   return RUN_ALL_TESTS();
 }

@@ -1,7 +1,6 @@
 #include "policy/account_table.h"
 
 #include <gtest/gtest.h>
-#include <rte_eal.h>
 #include <rte_malloc.h>
 #include <unistd.h>
 
@@ -12,34 +11,12 @@
 #include <thread>
 #include <vector>
 
+#include "private_eal.h"
+
 namespace imf::dp::policy {
 namespace {
 
 using imf::policy::AccountRow;
-
-// rte_hash and rte_malloc need EAL: a private, hugepage-free instance for this test binary.
-class Eal : public ::testing::Environment {
- public:
-  void SetUp() override {
-    std::string prefix = "accttest" + std::to_string(getpid());
-    std::vector<std::string> args = {"account_table_test",
-                                     "--no-pci",
-                                     "--no-huge",
-                                     "--no-shconf",
-                                     "-m",
-                                     "2048",
-                                     "--file-prefix",
-                                     prefix,
-                                     "-l",
-                                     "0",
-                                     "--no-telemetry",
-                                     "--log-level=*:error"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0);
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
 
 constexpr unsigned kReaders = 1;  // with the writer, one thread per CPU of a 2-CPU machine
 
@@ -368,6 +345,6 @@ TEST(AccountTable, MillionAccounts) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new imf::dp::policy::Eal);
+  ::testing::AddGlobalTestEnvironment(new imf::test::PrivateEal("account_table_test", 2048));
   return RUN_ALL_TESTS();
 }

@@ -1,7 +1,6 @@
 #include "table/kv_table.h"
 
 #include <gtest/gtest.h>
-#include <rte_eal.h>
 #include <rte_malloc.h>
 #include <unistd.h>
 
@@ -12,32 +11,10 @@
 #include <thread>
 #include <vector>
 
+#include "private_eal.h"
+
 namespace imf::dp::table {
 namespace {
-
-// rte_hash and rte_malloc need EAL: a private, hugepage-free instance for this test binary.
-class Eal : public ::testing::Environment {
- public:
-  void SetUp() override {
-    std::string prefix = "kvtest" + std::to_string(getpid());
-    std::vector<std::string> args = {"kv_table_test",
-                                     "--no-pci",
-                                     "--no-huge",
-                                     "--no-shconf",
-                                     "-m",
-                                     "256",
-                                     "--file-prefix",
-                                     prefix,
-                                     "-l",
-                                     "0",
-                                     "--no-telemetry",
-                                     "--log-level=error"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0);
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
 
 constexpr unsigned kReaders = 1;  // with the writer, one thread per CPU of a 2-CPU machine
 
@@ -186,6 +163,6 @@ TEST(TableSet, LoadReplacesAWholeTableUnderReadersAndNamesBadLines) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new imf::dp::table::Eal);
+  ::testing::AddGlobalTestEnvironment(new imf::test::PrivateEal("kv_table_test", 256));
   return RUN_ALL_TESTS();
 }
