@@ -170,6 +170,8 @@ def run_imfd(tools, traffic, rules, workers, cfg, args, work, tag, log):
                "--vdev", f"net_pcap0,{rx},infinite_rx=1", "--vdev", "net_null0,no-rx=1"]
     cmd = [tools["imfd"]] + lcore_args(workers, os.cpu_count()) + eal + [
         "--no-telemetry", "--", "--rules", rules, "--events", os.path.join(work, f"events-{tag}.jsonl"),
+        # As deployed: every message body digested, every measure in the records chain.
+        "--digest-key", os.path.join(work, "digest.key"), "--records-dir", os.path.join(work, f"records-{tag}"),
         "--summary-json", summary, "--duration", str(cfg["duration"]), "--flows", str(flows), "--mbufs", str(mbufs),
         "--prebalanced-queues"]
     run(cmd, log, timeout=cfg["duration"] + 600)
