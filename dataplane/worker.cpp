@@ -26,7 +26,7 @@ struct EventSink {
     record::Event e;
     e.tsc = now;
     e.version = 0;
-    e.until_s = 0;
+    e.until_s = h.until_s;
     std::memcpy(e.src_ip, m.src_ip, sizeof(e.src_ip));
     std::memcpy(e.dst_ip, m.dst_ip, sizeof(e.dst_ip));
     e.src_port = m.src_port;

@@ -56,6 +56,7 @@ struct DirState {
   Measure pending = Measure::kRuleAlert;  // with pending_reset: the measure to apply at the body
   bool pending_reset = false;
   AccountState state = AccountState::kNone;  // the sender's state when the message began
+  int64_t until_s = 0;                       // ... and when that state ends (0: indefinite)
   uint64_t markers = 0;                      // the sender's markers when the message began
   proto::MqttDecoder decoder;
   records::HmacStream digest;  // of the current message's body
@@ -95,6 +96,7 @@ struct Hit {
   uint8_t dir_index;  // 0 client -> server
   AccountState state_before;
   AccountState state_after;
+  int64_t until_s;        // when state_after ends (unix s); 0: indefinite
   const uint8_t* digest;  // HMAC of the first digest_bytes of the body; null when no message
   uint32_t digest_bytes;
 };
@@ -187,8 +189,8 @@ struct Inspector::DecodeSink {
     uint8_t digest[32];
     bool digested = with_digest && ins.cfg_.digest_key;
     if (digested) d.digest.peek(*ins.cfg_.digest_key, digest);
-    hits.on_hit(Hit{what, rule, &fs, &d, dir_index, d.state, after, digested ? digest : nullptr,
-                    digested ? static_cast<uint32_t>(d.digest.bytes()) : 0});
+    hits.on_hit(Hit{what, rule, &fs, &d, dir_index, d.state, after, after == d.state ? d.until_s : 0,
+                    digested ? digest : nullptr, digested ? static_cast<uint32_t>(d.digest.bytes()) : 0});
   }
 
   // Reports hits; returns false once the verdict is final.
@@ -233,13 +235,19 @@ struct Inspector::DecodeSink {
     if (!e) return true;
     AccountState lapsed = AccountState::kNone;
     policy::MessageAction act = policy::judge_connect(*e, ins.now_ns_, &lapsed);
-    d.state = policy::measure_state(e->measure.load(std::memory_order_relaxed));
+    read_measure(*e);
     if (lapsed != AccountState::kNone) report_lapse(lapsed);
     if (act == policy::MessageAction::kPass) return true;
     ins.counters_.add(Counter::account_connects_refused);
     report(act == policy::MessageAction::kResetShutdown ? Measure::kShutdown : Measure::kSuspended, 0, d.state, false);
     verdict = Verdict::kReset;
     return false;
+  }
+  // The sender's state as the message or connection began, for its records.
+  void read_measure(const policy::AccountEntry& e) {
+    uint64_t m = e.measure.load(std::memory_order_relaxed);
+    d.state = policy::measure_state(m);
+    d.until_s = policy::measure_until(m);
   }
   void report_lapse(AccountState from) {
     AccountState now = d.state;
@@ -259,6 +267,7 @@ struct Inspector::DecodeSink {
     d.record_message = false;
     d.pending_reset = false;
     d.state = AccountState::kNone;
+    d.until_s = 0;
     d.markers = 0;
     if (ins.cfg_.digest_key) d.digest.begin(*ins.cfg_.digest_key);
     if (dir_index != 0) return true;
@@ -267,7 +276,7 @@ struct Inspector::DecodeSink {
     d.markers = e->markers.load(std::memory_order_relaxed);
     AccountState lapsed = AccountState::kNone;
     policy::MessageAction act = policy::judge_message(*e, ins.now_ns_, ins.cfg_.accounts->policy(), &lapsed);
-    d.state = policy::measure_state(e->measure.load(std::memory_order_relaxed));
+    read_measure(*e);
     if (lapsed != AccountState::kNone) report_lapse(lapsed);
     switch (act) {
       case policy::MessageAction::kPass: break;
@@ -360,13 +369,16 @@ Verdict Inspector::on_segment(FlowState& fs, uint32_t slot, const decode::Packet
   uint8_t di = from_a == fs.client_is_a ? 0 : 1;
   DirState& d = fs.dir[di];
   // A shut-down account loses every connection, on the connection's next packet either way.
-  if (policy::AccountEntry* e = account_entry(fs.account);
-      e && policy::measure_state(e->measure.load(std::memory_order_relaxed)) == AccountState::kShutdown) {
-    counters_.add(Counter::account_measure_resets);
-    d.state = AccountState::kShutdown;
-    sink.on_hit(Hit{Measure::kShutdown, 0, &fs, &d, di, AccountState::kShutdown, AccountState::kShutdown, nullptr, 0});
-    fs.blocked = true;
-    return Verdict::kReset;
+  if (policy::AccountEntry* e = account_entry(fs.account); e) {
+    uint64_t measure = e->measure.load(std::memory_order_relaxed);
+    if (policy::measure_state(measure) == AccountState::kShutdown) {
+      counters_.add(Counter::account_measure_resets);
+      d.state = AccountState::kShutdown;
+      sink.on_hit(Hit{Measure::kShutdown, 0, &fs, &d, di, AccountState::kShutdown, AccountState::kShutdown,
+                      policy::measure_until(measure), nullptr, 0});
+      fs.blocked = true;
+      return Verdict::kReset;
+    }
   }
   uint8_t flags = m.tcp_flags;
   if (flags & kTcpRst) {

@@ -231,6 +231,13 @@ Result<uint32_t> AccountTable::load(const std::string& csv_path) {
     int32_t pos = rte_hash_add_key(g.hash, k.b);
     if (pos < 0) return fail(n, "no room for the key (hash buckets full)");
     fill(g.entries[pos], mask.value(), row.value());
+    // A reload must not refill a restricted account's bucket: carry its state over. Messages
+    // judged between this copy and the swap below are not charged (a load takes seconds at most).
+    if (row->state == imf::policy::AccountState::kRestricted && gens_[old].hash) {
+      if (int32_t live = rte_hash_lookup(gens_[old].hash, k.b); live >= 0)
+        g.entries[pos].tat_ns.store(gens_[old].entries[live].tat_ns.load(std::memory_order_relaxed),
+                                    std::memory_order_relaxed);
+    }
     ++rows;
   }
   if (in.bad()) {

@@ -242,8 +242,9 @@ def main():
     rl = find("rita", "rate_limited")
     check(len(rl) == 1 and rl[0]["state_before"] == "restricted" and digest_ok(rl[0], "rita-3"),
           "restricted account: the excess message recorded with its digest")
-    check(len(find("sue", "suspended")) == 1 and find("sue", "suspended")[0]["digest"] is None,
-          "suspended account: the refused connection recorded (no message, no digest)")
+    su = find("sue", "suspended")
+    check(len(su) == 1 and su[0]["digest"] is None and su[0]["until"] == FUTURE,
+          "suspended account: the refused connection recorded with its end (no message, no digest)")
     exp = [r for r in recs if r.get("account") == "old" and r.get("kind") == "state_change"]
     check(len(exp) == 1 and exp[0]["cause"] == "expired" and exp[0]["state_before"] == "suspended" and
           exp[0]["state_after"] == "none", "a lapsed suspension is a state change to none")

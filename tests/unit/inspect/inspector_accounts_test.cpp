@@ -35,6 +35,7 @@ struct RecordedHit {
   Measure what;
   uint16_t rule;
   AccountState before, after;
+  int64_t until_s;
   uint8_t dir;
   std::string digest;  // hex, empty when none
   uint32_t digest_bytes;
@@ -43,7 +44,7 @@ struct RecordedHit {
 struct RecordingSink {
   std::vector<RecordedHit> hits;
   void on_hit(const Hit& h) {
-    hits.push_back({h.what, h.rule, h.state_before, h.state_after, h.dir_index,
+    hits.push_back({h.what, h.rule, h.state_before, h.state_after, h.until_s, h.dir_index,
                     h.digest ? records::to_hex(h.digest, 32) : "", h.digest_bytes});
   }
 };
@@ -274,6 +275,7 @@ TEST_F(AccountsTest, SuspendedAccountIsRefusedUntilTheSuspensionLapses) {
   EXPECT_EQ(open(a, "sam"), Verdict::kReset);
   ASSERT_EQ(sink_.hits.size(), 1u);
   EXPECT_EQ(sink_.hits[0].what, Measure::kSuspended);
+  EXPECT_EQ(sink_.hits[0].until_s, until);    // the record says until when
   EXPECT_TRUE(sink_.hits[0].digest.empty());  // a connection, not a message
   EXPECT_EQ(count(Counter::account_connects_refused), 1u);
 
@@ -285,6 +287,7 @@ TEST_F(AccountsTest, SuspendedAccountIsRefusedUntilTheSuspensionLapses) {
   EXPECT_EQ(sink_.hits[0].what, Measure::kLapsed);
   EXPECT_EQ(sink_.hits[0].before, AccountState::kSuspended);
   EXPECT_EQ(sink_.hits[0].after, AccountState::kNone);
+  EXPECT_EQ(sink_.hits[0].until_s, 0);
   EXPECT_EQ(accounts_->get("sam")->state, AccountState::kNone);
   EXPECT_EQ(publish(b, "chat/1", "back"), Verdict::kForward);
   EXPECT_EQ(sink_.hits.size(), 1u);

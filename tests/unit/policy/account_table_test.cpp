@@ -211,6 +211,25 @@ TEST(AccountTable, LoadReplacesEverythingOrNothing) {
 // A worker caches (position, epoch) per account and checks every entry it uses belongs to that
 // account (rate.messages = index + 1, or 0 for the instant after an insert) while the writer
 // deletes, re-inserts (reusing slots) and bulk-loads.
+TEST(AccountTable, ReloadKeepsARestrictedAccountsSpentRate) {
+  Qsbr q;
+  auto t = make_table(8, q.v);
+  std::string path = temp_path("rate_reload");
+  write_file(path, "rita,,restricted,,2/1h\n");
+  ASSERT_TRUE(t->load(path).ok());
+  const uint64_t now = 1767225600ull * 1000000000ull;
+  auto take = [&] {
+    int32_t pos = t->lookup(account_key("rita"));
+    EXPECT_GE(pos, 0);
+    return rate_take(t->entry(pos).tat_ns, now, imf::policy::Rate{2, 3600});
+  };
+  EXPECT_TRUE(take());
+  EXPECT_TRUE(take());
+  EXPECT_FALSE(take());
+  ASSERT_TRUE(t->load(path).ok());  // e.g. imf-control restarting and loading its snapshot
+  EXPECT_FALSE(take());             // still spent: a reload is not a fresh bucket
+}
+
 TEST(AccountTable, ReadersCachePositionsAcrossDeletesAndLoads) {
   Qsbr q;
   constexpr int kAccounts = 48;
