@@ -47,6 +47,8 @@ import time
 import traceback
 import urllib.request
 
+from netns_tools import nsrun, ping, run, tail, wait_for  # this directory
+
 PID = os.getpid()
 NS_C = f"imfacc-c{PID}"
 NS_M = f"imfacc-m{PID}"
@@ -80,34 +82,6 @@ report-threshold 2
 """
 
 # One ICMP echo over a raw socket (iputils ping is not installed on the test machines).
-PING_SNIPPET = r"""
-import os, select, socket, struct, sys, time
-dst = sys.argv[1]
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-ident = os.getpid() & 0xFFFF
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    t = (t >> 16) + (t & 0xFFFF)
-    t += t >> 16
-    return ~t & 0xFFFF
-body = b"imfacc-ping"
-hdr = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
-s.sendto(hdr[:2] + struct.pack("!H", csum(hdr + body)) + hdr[4:] + body, (dst, 0))
-end = time.monotonic() + 1.0
-while time.monotonic() < end:
-    r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
-    if not r:
-        break
-    pkt, addr = s.recvfrom(2048)
-    ihl = (pkt[0] & 15) * 4
-    typ, _, _, rid, _ = struct.unpack("!BBHHH", pkt[ihl:ihl + 8])
-    if addr[0] == dst and typ == 0 and rid == ident:
-        sys.exit(0)
-sys.exit(1)
-"""
-
 passed, failed = [], []
 
 
@@ -123,37 +97,6 @@ def check(cond, what, detail=""):
         failed.append(what)
         print(f"FAIL {what}" + (f"\n     {detail}" if detail else ""), flush=True)
     return cond
-
-
-def run(cmd, check_rc=True, timeout=30, **kw):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, **kw)
-    if check_rc and p.returncode != 0:
-        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(cmd)}\nstdout: {p.stdout}\n"
-                           f"stderr: {p.stderr}")
-    return p
-
-
-def nsrun(ns, cmd, **kw):
-    return run(["ip", "netns", "exec", ns] + cmd, **kw)
-
-
-def wait_for(pred, timeout, interval=0.1):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= end:
-            return v
-        time.sleep(interval)
-
-
-def tail(path, n=30):
-    try:
-        with open(path, "rb") as f:
-            return "\n".join(f.read().decode(errors="replace").splitlines()[-n:])
-    except OSError as e:
-        return f"<{path}: {e}>"
 
 
 def body_of(msg_id, text=""):
@@ -232,7 +175,7 @@ class Live:
         nsrun(NS_B, ["ip", "addr", "add", f"{BROKER_IP}/24", "dev", "b0"])
 
     def ping(self):
-        return nsrun(NS_C, ["/usr/bin/python3", "-c", PING_SNIPPET, BROKER_IP], check_rc=False).returncode == 0
+        return ping(NS_C, BROKER_IP)
 
     def teardown(self):
         for name, p, out, err in reversed(self.procs):

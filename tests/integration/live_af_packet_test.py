@@ -33,6 +33,7 @@ import time
 import traceback
 
 from scapy.all import IP, TCP, rdpcap  # Debian python3-scapy
+from netns_tools import nsrun, ping, run, tail, wait_for  # this directory
 
 PID = os.getpid()
 NS_C = f"imflive-c{PID}"
@@ -56,76 +57,8 @@ AF_PACKET_ARGS = "framecnt=4096,blocksz=4096,framesz=2048"
 PUB_TIMEOUT = 15  # seconds a mosquitto_pub may take before it is killed
 
 
-# `ping` (iputils) is not installed on the test machines: one ICMP echo over a raw socket,
-# run inside a namespace with `ip netns exec NS /usr/bin/python3 -c PING_SNIPPET DST`.
-PING_SNIPPET = r"""
-import os, select, socket, struct, sys, time
-dst = sys.argv[1]
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-ident = os.getpid() & 0xFFFF
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    t = (t >> 16) + (t & 0xFFFF)
-    t += t >> 16
-    return ~t & 0xFFFF
-body = b"imflive-ping"
-hdr = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
-s.sendto(hdr[:2] + struct.pack("!H", csum(hdr + body)) + hdr[4:] + body, (dst, 0))
-end = time.monotonic() + 1.0
-while time.monotonic() < end:
-    r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
-    if not r:
-        break
-    pkt, addr = s.recvfrom(2048)
-    ihl = (pkt[0] & 15) * 4
-    typ, _, _, rid, _ = struct.unpack("!BBHHH", pkt[ihl:ihl + 8])
-    if addr[0] == dst and typ == 0 and rid == ident:
-        sys.exit(0)
-sys.exit(1)
-"""
-
-
-def ping(ns, dst):
-    return nsrun(ns, ["/usr/bin/python3", "-c", PING_SNIPPET, dst], check=False).returncode == 0
-
-
 def log(msg):
     print(f"[live {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def run(cmd, check=True, timeout=30, **kw):
-    """Runs a command (list), returns CompletedProcess with text output."""
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=timeout, **kw)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(cmd)}\n"
-                           f"stdout: {p.stdout}\nstderr: {p.stderr}")
-    return p
-
-
-def nsrun(ns, cmd, **kw):
-    return run(["ip", "netns", "exec", ns] + cmd, **kw)
-
-
-def tail(path, n=40):
-    try:
-        with open(path, "rb") as f:
-            lines = f.read().decode(errors="replace").splitlines()
-        return "\n".join(lines[-n:])
-    except OSError as e:
-        return f"<{path}: {e}>"
-
-
-def wait_for(pred, timeout, interval=0.1):
-    end = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() >= end:
-            return False
-        time.sleep(interval)
 
 
 class Live:
@@ -186,7 +119,7 @@ class Live:
             nsrun(ns, ["ip", "link", "set", dev, "up"])
         # No IPv6 chatter (router solicitations, DAD) on the test wire.
         for ns in (NS_C, NS_M, NS_B):
-            nsrun(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], check=False)
+            nsrun(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], check_rc=False)
         nsrun(NS_C, ["ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "c0"])
         nsrun(NS_B, ["ip", "addr", "add", f"{BROKER_IP}/24", "dev", "b0"])
 
@@ -269,13 +202,13 @@ class Live:
             err.close()
         for ns in self.netns_created:
             # Processes left in our own namespaces (e.g. orphans of a killed `ip netns exec`).
-            p = run(["ip", "netns", "pids", ns], check=False)
+            p = run(["ip", "netns", "pids", ns], check_rc=False)
             for pid in p.stdout.split():
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):
                     pass
-            run(["ip", "netns", "del", ns], check=False)
+            run(["ip", "netns", "del", ns], check_rc=False)
         self.netns_created = []
         # EAL runtime directory of our own file prefix.
         shutil.rmtree(f"/var/run/dpdk/imflive{PID}", ignore_errors=True)
@@ -345,7 +278,7 @@ class Live:
 
     def broker_has_established(self, client_port):
         p = nsrun(NS_B, ["ss", "-Htn", "state", "established",
-                         f"( sport = :{MQTT_PORT} and dport = :{client_port} )"], check=False)
+                         f"( sport = :{MQTT_PORT} and dport = :{client_port} )"], check_rc=False)
         return bool(p.stdout.strip())
 
     def effective_mss(self):
@@ -353,13 +286,13 @@ class Live:
         TCP timestamps (the Linux default)."""
         ts = []
         for ns in (NS_C, NS_B):
-            p = nsrun(ns, ["sysctl", "-n", "net.ipv4.tcp_timestamps"], check=False)
+            p = nsrun(ns, ["sysctl", "-n", "net.ipv4.tcp_timestamps"], check_rc=False)
             ts.append(p.stdout.strip() not in ("", "0"))
         return 1460 - (12 if all(ts) else 0)
 
 
 def port_listening(ns):
-    p = nsrun(ns, ["ss", "-Hltn", f"sport = :{MQTT_PORT}"], check=False)
+    p = nsrun(ns, ["ss", "-Hltn", f"sport = :{MQTT_PORT}"], check_rc=False)
     return BROKER_IP in p.stdout
 
 

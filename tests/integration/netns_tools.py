@@ -1,0 +1,73 @@
+"""Helpers the live tests share: commands in network namespaces, bounded waits, log tails.
+
+Imported by live_af_packet_test.py and accounts_live_test.py from this directory.
+"""
+
+import subprocess
+import time
+
+# `ping` (iputils) is not installed on the test machines: one ICMP echo over a raw socket,
+# run inside a namespace with `ip netns exec NS /usr/bin/python3 -c PING_SNIPPET DST`.
+PING_SNIPPET = r"""
+import os, select, socket, struct, sys, time
+dst = sys.argv[1]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+ident = os.getpid() & 0xFFFF
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xFFFF)
+    t += t >> 16
+    return ~t & 0xFFFF
+body = b"imflive-ping"
+hdr = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
+s.sendto(hdr[:2] + struct.pack("!H", csum(hdr + body)) + hdr[4:] + body, (dst, 0))
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
+    if not r:
+        break
+    pkt, addr = s.recvfrom(2048)
+    ihl = (pkt[0] & 15) * 4
+    typ, _, _, rid, _ = struct.unpack("!BBHHH", pkt[ihl:ihl + 8])
+    if addr[0] == dst and typ == 0 and rid == ident:
+        sys.exit(0)
+sys.exit(1)
+"""
+
+
+def run(cmd, check_rc=True, timeout=30, **kw):
+    """Runs a command (list); returns the CompletedProcess with text output. Raises on a non-zero
+    exit status when check_rc."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, **kw)
+    if check_rc and p.returncode != 0:
+        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(cmd)}\nstdout: {p.stdout}\n"
+                           f"stderr: {p.stderr}")
+    return p
+
+
+def nsrun(ns, cmd, **kw):
+    return run(["ip", "netns", "exec", ns] + cmd, **kw)
+
+
+def ping(ns, dst):
+    return nsrun(ns, ["/usr/bin/python3", "-c", PING_SNIPPET, dst], check_rc=False).returncode == 0
+
+
+def wait_for(pred, timeout, interval=0.1):
+    """Polls pred until it returns something true or timeout seconds passed; returns its last value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(interval)
+
+
+def tail(path, n=40):
+    try:
+        with open(path, "rb") as f:
+            return "\n".join(f.read().decode(errors="replace").splitlines()[-n:])
+    except OSError as e:
+        return f"<{path}: {e}>"
