@@ -47,7 +47,7 @@ import time
 import traceback
 import urllib.request
 
-from netns_tools import nsrun, ping, run, tail, wait_for  # this directory
+from netns_tools import Wire, nsrun, ping, stop_proc, tail, wait_for  # this directory
 
 PID = os.getpid()
 NS_C = f"imfacc-c{PID}"
@@ -123,7 +123,7 @@ class Live:
         self.ctl_log = os.path.join(self.tmp, "imfctl-output.log")
         self.metrics_dump = os.path.join(self.tmp, "metrics.txt")
         self.procs = []  # (name, Popen, out, err)
-        self.netns = []
+        self.wire = Wire(NS_C, NS_M, NS_B, CLIENT_IP, BROKER_IP)
         self.imfd_proc = None
         self.control_proc = None
         self.watcher = None
@@ -142,37 +142,9 @@ class Live:
         self.procs.append((name, p, out, err))
         return p
 
-    @staticmethod
-    def stop_proc(p, sig=signal.SIGTERM, timeout=10):
-        if p is None:
-            return None
-        if p.poll() is not None:
-            return p.returncode
-        try:
-            p.send_signal(sig)
-            return p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            return p.wait(timeout=5)
-
     # ------------------------------------------------------------------ network
     def setup_net(self):
-        for ns in (NS_C, NS_M, NS_B):
-            run(["ip", "netns", "add", ns])
-            self.netns.append(ns)
-            nsrun(ns, ["ip", "link", "set", "lo", "up"])
-        nsrun(NS_C, ["ip", "link", "add", "name", "c0", "type", "veth", "peer", "name", "m0", "netns", NS_M])
-        nsrun(NS_M, ["ip", "link", "add", "name", "m1", "type", "veth", "peer", "name", "b0", "netns", NS_B])
-        for ns, dev in ((NS_C, "c0"), (NS_M, "m0"), (NS_M, "m1"), (NS_B, "b0")):
-            nsrun(ns, ["ip", "link", "set", dev, "mtu", "1500"])
-            # TX checksum offload off or TCP through af_packet fails (CHECKSUM_PARTIAL frames);
-            # GSO/GRO off so imfd sees wire-sized frames.
-            nsrun(ns, ["ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"])
-            nsrun(ns, ["ip", "link", "set", dev, "up"])
-        for ns in (NS_C, NS_M, NS_B):
-            nsrun(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], check_rc=False)
-        nsrun(NS_C, ["ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "c0"])
-        nsrun(NS_B, ["ip", "addr", "add", f"{BROKER_IP}/24", "dev", "b0"])
+        self.wire.setup()
 
     def ping(self):
         return ping(NS_C, BROKER_IP)
@@ -180,18 +152,10 @@ class Live:
     def teardown(self):
         for name, p, out, err in reversed(self.procs):
             if p.poll() is None:
-                self.stop_proc(p, signal.SIGTERM, timeout=5)
+                stop_proc(p, signal.SIGTERM, timeout=5)
             out.close()
             err.close()
-        for ns in self.netns:
-            pids = run(["ip", "netns", "pids", ns], check_rc=False).stdout.split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            run(["ip", "netns", "del", ns], check_rc=False)
-        self.netns = []
+        self.wire.teardown()
         shutil.rmtree(f"/var/run/dpdk/imfacc{PID}", ignore_errors=True)
 
     # ------------------------------------------------------------------ broker, watcher
@@ -286,7 +250,7 @@ class Live:
         raise RuntimeError("no forwarding through imfd within 30 s")
 
     def stop_imfd(self):
-        rc = self.stop_proc(self.imfd_proc, signal.SIGTERM, timeout=20)
+        rc = stop_proc(self.imfd_proc, signal.SIGTERM, timeout=20)
         self.imfd_proc = None
         return rc
 
@@ -541,7 +505,7 @@ def case_shutdown(t):
     if not check(bool(m) and int(m.group(1)) in client_conns(),
                  "long-lived connection of account shut (keepalive 5 s) established through imfd",
                  tail(os.path.join(t.tmp, "mosquitto.stdout"), 5)):
-        t.stop_proc(sub)
+        stop_proc(sub, signal.SIGTERM)
         return
     port = int(m.group(1))
     log_len = len(t.broker_log())
@@ -566,7 +530,7 @@ def case_shutdown(t):
           "counters: account_measure_resets and resets_sent grew",
           f"measure_resets {c0.get('account_measure_resets')}->{c1.get('account_measure_resets')} resets "
           f"{c0.get('resets_sent')}->{c1.get('resets_sent')}")
-    t.stop_proc(sub, signal.SIGTERM, timeout=5)
+    stop_proc(sub, signal.SIGTERM, timeout=5)
     rc, _ = t.publish("shut", "chat/a", "shut-1")
     t.barrier()
     check(rc not in (0, "timeout") and not t.is_delivered("shut-1"), "a new connection of shut is refused", f"rc {rc}")
@@ -641,7 +605,7 @@ def case_reports(t):
 def case_persistence(t):
     want = {"walt": "warned", "rita": "restricted", "mal": "warned", "rob": "warned", "sue": "none",
             "shut": "shutdown"}
-    rc = t.stop_proc(t.control_proc, signal.SIGTERM, timeout=15)
+    rc = stop_proc(t.control_proc, signal.SIGTERM, timeout=15)
     check(rc == 0 and not os.path.exists(t.csock), "imf-control stops on SIGTERM (exit 0, socket removed)", f"rc {rc}")
     t.start_control()
     rows = {a: t.show(a) for a in want}
@@ -865,7 +829,7 @@ def case_clean_exits(t):
           "imfd's final summary (second run): events_lost 0, rita's one rate drop", f"{c}")
     check(not [r for r in t.dp_recs() if r.get("kind") == "records_lost" or r.get("action") == "records_lost"],
           "no records_lost record in the dataplane chain")
-    rc = t.stop_proc(t.control_proc, signal.SIGTERM, timeout=15)
+    rc = stop_proc(t.control_proc, signal.SIGTERM, timeout=15)
     t.control_proc = None
     check(rc == 0, "imf-control exits 0 on SIGTERM at the end", f"rc {rc}")
 
@@ -928,11 +892,11 @@ def main(argv):
         check(False, "interrupted")
     finally:
         if t.imfd_proc is not None and t.imfd_proc.poll() is None:
-            rc = t.stop_proc(t.imfd_proc, signal.SIGTERM, timeout=20)
+            rc = stop_proc(t.imfd_proc, signal.SIGTERM, timeout=20)
             if rc != 0:
                 check(False, f"imfd exits 0 at the end (rc {rc})")
         if t.control_proc is not None and t.control_proc.poll() is None:
-            t.stop_proc(t.control_proc, signal.SIGTERM, timeout=15)
+            stop_proc(t.control_proc, signal.SIGTERM, timeout=15)
         t.teardown()
         if failed:
             for n in ("imfd.stderr", "imf-control.stderr"):

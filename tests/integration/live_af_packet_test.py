@@ -33,7 +33,7 @@ import time
 import traceback
 
 from scapy.all import IP, TCP, rdpcap  # Debian python3-scapy
-from netns_tools import nsrun, ping, run, tail, wait_for  # this directory
+from netns_tools import Wire, nsrun, ping, stop_proc, tail, wait_for  # this directory
 
 PID = os.getpid()
 NS_C = f"imflive-c{PID}"
@@ -80,7 +80,7 @@ class Live:
         self.big_user = "carol"
         self.sub = None
         self.broker = None
-        self.netns_created = []
+        self.wire = Wire(NS_C, NS_M, NS_B, CLIENT_IP, BROKER_IP)
 
     # ------------------------------------------------------------------ setup / teardown
     def spawn(self, name, ns, cmd, stdout_path=None):
@@ -91,37 +91,8 @@ class Live:
         self.procs.append((name, p, out, err))
         return p
 
-    def stop_proc(self, p, sig=signal.SIGTERM, timeout=5):
-        if p.poll() is not None:
-            return p.returncode
-        try:
-            p.send_signal(sig)
-            return p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            return p.wait(timeout=5)
-
     def setup_net(self):
-        for ns in (NS_C, NS_M, NS_B):
-            run(["ip", "netns", "add", ns])
-            self.netns_created.append(ns)
-            nsrun(ns, ["ip", "link", "set", "lo", "up"])
-        nsrun(NS_C, ["ip", "link", "add", "name", "c0", "type", "veth", "peer", "name", "m0",
-                     "netns", NS_M])
-        nsrun(NS_M, ["ip", "link", "add", "name", "m1", "type", "veth", "peer", "name", "b0",
-                     "netns", NS_B])
-        for ns, dev in ((NS_C, "c0"), (NS_M, "m0"), (NS_M, "m1"), (NS_B, "b0")):
-            nsrun(ns, ["ip", "link", "set", dev, "mtu", "1500"])
-            # TX checksum offload off or TCP through the appliance fails (af_packet sees
-            # CHECKSUM_PARTIAL frames); GSO/GRO off so it sees wire-sized frames.
-            nsrun(ns, ["ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro",
-                       "off"])
-            nsrun(ns, ["ip", "link", "set", dev, "up"])
-        # No IPv6 chatter (router solicitations, DAD) on the test wire.
-        for ns in (NS_C, NS_M, NS_B):
-            nsrun(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], check_rc=False)
-        nsrun(NS_C, ["ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "c0"])
-        nsrun(NS_B, ["ip", "addr", "add", f"{BROKER_IP}/24", "dev", "b0"])
+        self.wire.setup()
 
     def start_middle(self):
         with open(self.rules, "w") as f:
@@ -197,19 +168,10 @@ class Live:
     def teardown(self):
         for name, p, out, err in reversed(self.procs):
             if p.poll() is None:
-                self.stop_proc(p, signal.SIGTERM, timeout=3)
+                stop_proc(p, signal.SIGTERM, timeout=3)
             out.close()
             err.close()
-        for ns in self.netns_created:
-            # Processes left in our own namespaces (e.g. orphans of a killed `ip netns exec`).
-            p = run(["ip", "netns", "pids", ns], check_rc=False)
-            for pid in p.stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            run(["ip", "netns", "del", ns], check_rc=False)
-        self.netns_created = []
+        self.wire.teardown()
         # EAL runtime directory of our own file prefix.
         shutil.rmtree(f"/var/run/dpdk/imflive{PID}", ignore_errors=True)
 
@@ -272,7 +234,7 @@ class Live:
         time.sleep(0.5)  # let the last packets (RSTs) land
         out = {}
         for side, (p, pcap, _) in caps.items():
-            self.stop_proc(p, signal.SIGINT, timeout=5)
+            stop_proc(p, signal.SIGINT, timeout=5)
             out[side] = rdpcap(pcap)
         return out
 
@@ -518,7 +480,7 @@ def case_clean_after(t):
 def stop_imfd(t):
     if t.imfd_proc is None:
         return
-    rc = t.stop_proc(t.imfd_proc, signal.SIGINT, timeout=15)
+    rc = stop_proc(t.imfd_proc, signal.SIGINT, timeout=15)
     t.imfd_rc = rc
     log(f"imfd exited with {rc}")
     try:
@@ -674,7 +636,7 @@ def main(argv):
         failed.append("interrupted")
     finally:
         if t.imfd_proc is not None and t.imfd_proc.poll() is None:
-            t.stop_proc(t.imfd_proc, signal.SIGINT, timeout=10)
+            stop_proc(t.imfd_proc, signal.SIGINT, timeout=10)
         t.teardown()
         if failed and t.imfd_proc is not None:
             log("imfd stdout (tail):\n" + tail(os.path.join(t.tmp, "imfd.stdout")))

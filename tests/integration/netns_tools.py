@@ -3,6 +3,8 @@
 Imported by live_af_packet_test.py and accounts_live_test.py from this directory.
 """
 
+import os
+import signal
 import subprocess
 import time
 
@@ -71,3 +73,59 @@ def tail(path, n=40):
             return "\n".join(f.read().decode(errors="replace").splitlines()[-n:])
     except OSError as e:
         return f"<{path}: {e}>"
+
+
+def stop_proc(p, sig, timeout=5):
+    """Signals a process and waits for it; kills it if it outlives timeout. Its exit status."""
+    if p is None:
+        return None
+    if p.poll() is not None:
+        return p.returncode
+    try:
+        p.send_signal(sig)
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return p.wait(timeout=5)
+
+
+class Wire:
+    """The test wire: namespaces client | middle | broker joined by veth pairs c0-m0 and m1-b0
+    (the appliance bridges m0 and m1 in the middle), MTU 1500, IPv6 off."""
+
+    def __init__(self, client, middle, broker, client_ip, broker_ip):
+        self.client, self.middle, self.broker = client, middle, broker
+        self.client_ip, self.broker_ip = client_ip, broker_ip
+        self.created = []
+
+    def setup(self):
+        for ns in (self.client, self.middle, self.broker):
+            run(["ip", "netns", "add", ns])
+            self.created.append(ns)
+            nsrun(ns, ["ip", "link", "set", "lo", "up"])
+        nsrun(self.client, ["ip", "link", "add", "name", "c0", "type", "veth", "peer", "name", "m0", "netns",
+                            self.middle])
+        nsrun(self.middle, ["ip", "link", "add", "name", "m1", "type", "veth", "peer", "name", "b0", "netns",
+                            self.broker])
+        for ns, dev in ((self.client, "c0"), (self.middle, "m0"), (self.middle, "m1"), (self.broker, "b0")):
+            nsrun(ns, ["ip", "link", "set", dev, "mtu", "1500"])
+            # TX checksum offload off or TCP through the appliance fails (af_packet sees
+            # CHECKSUM_PARTIAL frames); GSO/GRO off so it sees wire-sized frames.
+            nsrun(ns, ["ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"])
+            nsrun(ns, ["ip", "link", "set", dev, "up"])
+        # No IPv6 chatter (router solicitations, DAD) on the test wire.
+        for ns in self.created:
+            nsrun(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], check_rc=False)
+        nsrun(self.client, ["ip", "addr", "add", f"{self.client_ip}/24", "dev", "c0"])
+        nsrun(self.broker, ["ip", "addr", "add", f"{self.broker_ip}/24", "dev", "b0"])
+
+    def teardown(self):
+        for ns in self.created:
+            # Processes left in our own namespaces (e.g. orphans of a killed `ip netns exec`).
+            for pid in run(["ip", "netns", "pids", ns], check_rc=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            run(["ip", "netns", "del", ns], check_rc=False)
+        self.created = []
