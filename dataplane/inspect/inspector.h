@@ -44,7 +44,9 @@ enum class OooPolicy : uint8_t { kDrop, kBypass };
 
 using imf::policy::AccountState;
 
-struct DirState {
+// Fields a segment touches come first, in the state's first cache line (Inspector::prefetch
+// fetches it); what only a message's start, end or a record reads follows.
+struct alignas(64) DirState {
   static constexpr uint32_t kTopicCap = 128;
   uint32_t next_seq = 0;
   bool seq_known = false;
@@ -52,32 +54,33 @@ struct DirState {
   bool topic_truncated = false;
   bool body_started = false;    // the message's account measure and any-body rules were judged
   bool record_message = false;  // warned sender: record the message when it ends
-  uint8_t topic_len = 0;
-  Measure pending = Measure::kRuleAlert;  // with pending_reset: the measure to apply at the body
   bool pending_reset = false;
+  Measure pending = Measure::kRuleAlert;  // with pending_reset: the measure to apply at the body
+  uint8_t topic_len = 0;
   AccountState state = AccountState::kNone;  // the sender's state when the message began
-  int64_t until_s = 0;                       // ... and when that state ends (0: indefinite)
-  uint64_t markers = 0;                      // the sender's markers when the message began
   proto::MqttDecoder decoder;
+  uint64_t markers = 0;        // the sender's markers when the message began
+  int64_t until_s = 0;         // when `state` ends (0: indefinite)
   records::HmacStream digest;  // of the current message's body
   char topic[kTopicCap];
 };
 
 // The account a client connection authenticated as, and where the table keeps it.
 struct AccountRef {
-  policy::AccountKey key{};
   int32_t pos = -1;  // position in the account table; valid while epoch matches its epoch()
   uint64_t epoch = ~0ull;
   bool known = false;  // the CONNECT named an account that fits the table
+  policy::AccountKey key{};
 };
 
-struct FlowState {
+// Per packet a flow costs two cache lines: this first one and its direction's first.
+struct alignas(64) FlowState {
   bool client_is_a = true;  // which end of the canonical flow key opened the connection
   bool blocked = false;
   bool uninspected = false;  // mid-stream pickup or bypassed: forward without decoding
-  proto::MqttSession session;
   AccountRef account;
-  DirState dir[2];  // [0] client -> server, [1] server -> client
+  DirState dir[2];             // [0] client -> server, [1] server -> client
+  proto::MqttSession session;  // read at CONNECT and for records
 };
 
 struct InspectConfig {
