@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
 #include <unordered_map>
 
 #include "common/atomic_file.h"
@@ -230,6 +231,17 @@ Result<DataplaneReply> Control::load_accounts() {
 }
 
 Result<size_t> Control::apply_dataplane_records(bool forward_back) {
+  // imfd's chain begun again (its records directory emptied): its head is behind our cursor, and
+  // following from the cursor would wait forever. Start over from its first record.
+  std::ifstream head(config_.dataplane_records_dir + "/dataplane.head");
+  if (uint64_t head_seq = 0; head >> head_seq && head_seq < cursor_written_) {
+    spdlog::warn("imfd's records chain ends at {} but was read up to {}: it began again; reading it from the start",
+                 head_seq, cursor_written_);
+    if (Status s = write_file_atomic(cursor_path(), "0\n"); !s) return make_error(s.error());
+    cursor_written_ = 0;
+    dp_read_seq_ = 0;
+    dataplane_reader_ = std::make_unique<records::ChainReader>(config_.dataplane_records_dir, "dataplane", 0);
+  }
   size_t read = 0;
   for (;;) {
     auto lines = dataplane_reader_->next(kReaderBatch);

@@ -1071,6 +1071,21 @@ TEST_F(AccountsTest, TheDataplanesStateChangesAreAppliedNotSentBackAndTheCursorP
   EXPECT_EQ(control->follow_dataplane_records().value(), 1u);
   EXPECT_EQ(account_row("zed"), "zed,,,,");
   EXPECT_EQ(testing::read_file(dir / "dataplane-records.cursor"), "6\n");
+
+  // imfd's records directory emptied: its new chain is read from its first record.
+  w.value().reset();
+  std::filesystem::remove_all(dir / "dataplane-records");
+  auto w2 = records::ChainWriter::open(cc);
+  ASSERT_TRUE(w2.ok()) << w2.error();
+  ASSERT_TRUE(
+      w2.value()
+          ->append(kNow * 1000000000,
+                   R"("kind":"state_change","account":"zed","state_before":"none","state_after":"warned","until":0)")
+          .ok());
+  ASSERT_TRUE(w2.value()->flush().ok());
+  EXPECT_EQ(control->follow_dataplane_records().value(), 1u);
+  EXPECT_EQ(account_row("zed"), "zed,,warned,,");
+  EXPECT_EQ(testing::read_file(dir / "dataplane-records.cursor"), "1\n");
 }
 
 TEST_F(AccountsTest, ResyncLoadsTheAccountsWhenImfdsCopyMayDiffer) {
