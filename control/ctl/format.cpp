@@ -227,11 +227,12 @@ std::string report_add(const json::Value& r) {
 }
 
 std::string report_list(const json::Value& r) {
-  std::string out = "REPORT  STATUS    OPENED                    ACCOUNT               REASON\n";
+  std::string out = "REPORT  STATUS    OPENED                    AGE       ACCOUNT               REASON\n";
   if (!at(r, "reports").is_array()) return out;
   for (const json::Value& rep : at(r, "reports").as_array()) {
     out += pad(s(at(rep, "report")), 6, true) + "  " + pad(s(at(rep, "status")), 8) + "  " +
-           pad(s(at(rep, "opened")), 24) + "  " + pad(s(at(rep, "account")), 20) + "  " + s(at(rep, "reason"));
+           pad(s(at(rep, "opened")), 24) + "  " + pad(at(rep, "age_s").is_int() ? s(at(rep, "age_s")) + "s" : "-", 8) +
+           "  " + pad(s(at(rep, "account")), 20) + "  " + s(at(rep, "reason"));
     if (at(rep, "digest").is_string()) out += " [digest " + s(at(rep, "digest")).substr(0, 16) + "...]";
     if (at(rep, "note").is_string() && !at(rep, "note").as_string().empty())
       out += " (note: " + s(at(rep, "note")) + ")";
@@ -275,7 +276,12 @@ std::string control_figures(const json::Value& c) {
   const json::Value& acc = at(c, "accounts");
   if (acc.is_object()) out += "accounts: " + account_count(acc);
   const json::Value& rep = at(c, "reports");
-  if (rep.is_object()) out += "reports: " + s(at(rep, "open")) + " open, " + s(at(rep, "total")) + " in all\n";
+  if (rep.is_object()) {
+    out += "reports: " + s(at(rep, "open")) + " open, " + s(at(rep, "total")) + " in all";
+    if (at(rep, "oldest_open_age_s").is_int())
+      out += "; the oldest open one waits " + s(at(rep, "oldest_open_age_s")) + " s";
+    out += "\n";
+  }
   const json::Value& rec = at(c, "records");
   if (rec.is_object()) {
     const json::Value& dp = at(rec, "dataplane");

@@ -550,7 +550,7 @@ Result<json::Value> Control::stats() {
   json::Value r = without_ok(std::move(reply.body));
   json::Value c = json::Object{};
   c.set("accounts", account_figures());
-  c.set("reports", json::Object{{"open", reports_.open_total()}, {"total", reports_.total()}});
+  c.set("reports", report_figures());
   c.set("records", records_figures());
   r.set("control", std::move(c));
   return r;
@@ -594,7 +594,7 @@ Result<json::Value> Control::status() {
   }
   c.set("appliance_id", config_.appliance_id);
   c.set("accounts", account_figures());
-  c.set("reports", json::Object{{"open", reports_.open_total()}, {"total", reports_.total()}});
+  c.set("reports", report_figures());
   c.set("records", records_figures());
   dp.set("socket", dataplane_.where());
   dp.set("reachable", reply.kind != DataplaneReply::Kind::kUnreachable);
@@ -764,6 +764,7 @@ std::string Control::metrics_text() {
   AccountCounts ac = accounts_.counts();
   for (int i = 0; i < policy::kStateCount; ++i) cm.accounts_by_state[i] = ac.by_state[i];
   cm.reports_open = reports_.open_total();
+  if (auto oldest = reports_.oldest_open_ns()) cm.reports_oldest_open_s = (now_ns() - *oldest) / 1000000000;
   {
     std::lock_guard lock(records_mu_);
     cm.records_control_seq = records_->last_seq();

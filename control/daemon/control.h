@@ -270,6 +270,7 @@ class Control {
   // Loads the accounts into imfd when its copy may differ (resync).
   void sync_accounts(const json::Value& status_body, uint64_t changes_before, std::string* errors);
   json::Value records_figures();
+  json::Value report_figures();
   json::Value account_figures();
 
   ControlConfig config_;

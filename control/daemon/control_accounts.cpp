@@ -669,6 +669,14 @@ json::Value Control::account_figures() {
                       {"memory_bytes", c.memory_bytes}};
 }
 
+// Reports must be handled in time: how many wait, and how long the oldest has.
+json::Value Control::report_figures() {
+  auto oldest = reports_.oldest_open_ns();
+  return json::Object{{"open", reports_.open_total()},
+                      {"total", reports_.total()},
+                      {"oldest_open_age_s", oldest ? json::Value((now_ns() - *oldest) / 1000000000) : json::Value()}};
+}
+
 json::Value Control::records_figures() {
   uint64_t control_seq;
   {
@@ -800,6 +808,7 @@ Result<json::Value> Control::report_list(bool open_only, const std::optional<std
     v.set("reason", rep.reason);
     v.set("digest", rep.digest.empty() ? json::Value() : json::Value(rep.digest));
     v.set("opened", records::format_time(rep.opened_ns));
+    v.set("age_s", rep.resolved ? json::Value() : json::Value((now_ns() - rep.opened_ns) / 1000000000));
     v.set("status", rep.resolved ? "resolved" : "open");
     v.set("note", rep.resolved ? json::Value(rep.note) : json::Value());
     v.set("resolved", rep.resolved ? json::Value(records::format_time(rep.resolved_ns)) : json::Value());

@@ -18,19 +18,14 @@ namespace imf::control {
 
 namespace {
 
-constexpr const char* kFixedFamilies[] = {"imf_packets_total",
-                                          "imf_bytes_total",
-                                          "imf_port_rx_missed_total",
-                                          "imf_port_tx_errors_total",
-                                          "imf_rule_hits_total",
-                                          "imf_latency_samples_total",
-                                          "imf_dataplane_up",
-                                          "imf_rules_version",
-                                          "imf_control_uptime_seconds",
-                                          "imf_control_accounts",
-                                          "imf_control_reports_open",
-                                          "imf_control_records_seq",
-                                          "imf_control_dataplane_state_changes_applied_total"};
+constexpr const char* kFixedFamilies[] = {
+    "imf_packets_total",          "imf_bytes_total",
+    "imf_port_rx_missed_total",   "imf_port_tx_errors_total",
+    "imf_rule_hits_total",        "imf_latency_samples_total",
+    "imf_dataplane_up",           "imf_rules_version",
+    "imf_control_uptime_seconds", "imf_control_accounts",
+    "imf_control_reports_open",   "imf_control_reports_oldest_open_seconds",
+    "imf_control_records_seq",    "imf_control_dataplane_state_changes_applied_total"};
 
 std::string sanitize(std::string_view name) {
   std::string out;
@@ -207,6 +202,9 @@ std::string render_metrics(const json::Value* stats, const ControlMetrics& contr
                std::to_string(control.accounts_by_state[i]));
     w.family("imf_control_reports_open", "gauge", "Open reports.");
     w.sample("imf_control_reports_open", "", std::to_string(control.reports_open));
+    w.family("imf_control_reports_oldest_open_seconds", "gauge",
+             "How long the longest-waiting open report has waited (0: none open).");
+    w.sample("imf_control_reports_oldest_open_seconds", "", std::to_string(control.reports_oldest_open_s));
     w.family("imf_control_records_seq", "gauge",
              "Last record of the control chain written, and of the dataplane's chain read.");
     w.sample("imf_control_records_seq", "chain=\"control\"", std::to_string(control.records_control_seq));

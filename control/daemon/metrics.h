@@ -25,6 +25,7 @@ struct ControlMetrics {
   bool accounts = false;
   uint64_t accounts_by_state[5] = {};  // indexed by policy::AccountState
   uint64_t reports_open = 0;
+  int64_t reports_oldest_open_s = 0;   // age of the longest-waiting open report; 0 when none
   uint64_t records_control_seq = 0;    // last record of the control chain
   uint64_t records_dataplane_seq = 0;  // last record of imfd's chain read
   uint64_t dataplane_state_changes_applied = 0;
@@ -38,7 +39,7 @@ struct ControlMetrics {
 // counter whose family name would clash with a fixed family becomes imf_dp_<name>_total),
 // imf_rule_hits_total {rule, action}, imf_latency_nanoseconds {quantile} and
 // imf_latency_samples_total; with control.accounts also imf_control_accounts {state},
-// imf_control_reports_open, imf_control_records_seq {chain} and
+// imf_control_reports_open, imf_control_reports_oldest_open_seconds, imf_control_records_seq {chain} and
 // imf_control_dataplane_state_changes_applied_total (served whether or not the dataplane answers). Names are sanitized
 // to [a-zA-Z0-9_], label values escaped. Pure.
 std::string render_metrics(const json::Value* stats, const ControlMetrics& control);

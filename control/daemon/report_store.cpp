@@ -251,6 +251,14 @@ size_t ReportStore::open_count(std::string_view account) const {
   return it == open_by_account_.end() ? 0 : it->second;
 }
 
+std::optional<int64_t> ReportStore::oldest_open_ns() const {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, r] : reports_) {  // ids rise with time: the first open one waited longest
+    if (!r.resolved) return r.opened_ns;
+  }
+  return std::nullopt;
+}
+
 size_t ReportStore::open_total() const {
   std::lock_guard lock(mu_);
   return open_total_;

@@ -64,6 +64,8 @@ class ReportStore {
   size_t open_count(std::string_view account) const;
   size_t open_total() const;
   size_t total() const;
+  // When the longest-waiting open report was opened (unix ns); nullopt when none is open.
+  std::optional<int64_t> oldest_open_ns() const;
 
  private:
   Status append(const std::string& line);

@@ -969,9 +969,13 @@ TEST_F(AccountsTest, ReportsOpenResolveAndEscalateAtTheThreshold) {
   EXPECT_EQ(r4->find("escalation")->find("row")->as_string(), "bob,,restricted,1800086400,10/60s");
   EXPECT_EQ(str(records().back(), "rate"), "10/60s");
 
+  now_s += 90;  // how long reports wait is visible, so they can be handled in time
   auto list = control->report_list(true, std::string("bob"));
   ASSERT_EQ(list->find("reports")->as_array().size(), 4u);
   EXPECT_EQ(str(list->find("reports")->as_array()[0], "digest"), digest);
+  EXPECT_EQ(list->find("reports")->as_array()[0].find("age_s")->as_int(), 90);
+  EXPECT_EQ(control->status()->find("control")->find("reports")->find("oldest_open_age_s")->as_int(), 90);
+  EXPECT_NE(control->metrics_text().find("imf_control_reports_oldest_open_seconds 90"), std::string::npos);
   auto res = control->report_resolve(1, "user warned", 1000);
   ASSERT_TRUE(res.ok()) << res.error();
   EXPECT_EQ(res->find("open_reports")->as_int(), 3);
@@ -1241,7 +1245,7 @@ TEST_F(AccountsTest, StatusAndStatsCarryAccountAndRecordFigures) {
   const json::Value* c = st->find("control");
   EXPECT_EQ(str(*c->find("accounts"), "rows"), "1");
   EXPECT_EQ(str(*c->find("accounts")->find("by_state"), "warned"), "1");
-  EXPECT_EQ(json::to_string(*c->find("reports")), R"({"open":1,"total":1})");
+  EXPECT_EQ(json::to_string(*c->find("reports")), R"({"open":1,"total":1,"oldest_open_age_s":0})");
   EXPECT_EQ(str(*c->find("records")->find("control"), "last_seq"), "2");
   EXPECT_EQ(str(*st->find("dataplane")->find("accounts"), "rows"), "1");
   auto stats = control->stats();

@@ -33,11 +33,13 @@ TEST_F(ReportStoreTest, OpenResolveListAndCount) {
   EXPECT_EQ(s->open_count("bob"), 2u);
   EXPECT_EQ(s->open_count("nobody"), 0u);
   EXPECT_EQ(s->open_total(), 3u);
+  EXPECT_EQ(s->oldest_open_ns(), 1000);
 
   auto r = s->resolve(1, "warned the user", 4000);
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_TRUE(r->resolved);
   EXPECT_EQ(s->open_count("bob"), 1u);
+  EXPECT_EQ(s->oldest_open_ns(), 2000);  // report 1 is handled: report 2 waits longest
   auto again = s->resolve(1, "", 5000);
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.error(), "report 1 is already resolved");
