@@ -1,6 +1,5 @@
 #include "record/event_writer.h"
 
-#include <rte_cycles.h>
 #include <rte_errno.h>
 
 #include <cerrno>
@@ -8,6 +7,15 @@
 #include <cstring>
 
 namespace imf::dp::record {
+
+namespace {
+
+int64_t wall_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 Result<EventRing> EventRing::create(const std::string& name, uint32_t size, int socket) {
   rte_ring* r = rte_ring_create_elem(name.c_str(), sizeof(Event), size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -42,8 +50,7 @@ void EventWriter::stop() {
   stop_.store(true, std::memory_order_relaxed);
   thread_.join();
   drain();
-  report_loss(clock_.base_realtime_ns + static_cast<int64_t>(static_cast<double>(rte_rdtsc() - clock_.base_tsc) * 1e9 /
-                                                             static_cast<double>(clock_.tsc_hz)));
+  report_loss(wall_ns());
   if (file_) std::fflush(file_);
   if (out_.chain && !out_.chain->flush()) record_errors_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -123,9 +130,7 @@ void EventWriter::run() {
     auto now = std::chrono::steady_clock::now();
     if (now - last_tick < std::chrono::seconds(1)) continue;
     last_tick = now;
-    int64_t wall =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count();
+    int64_t wall = wall_ns();
     report_loss(wall);
     if (out_.chain && !out_.chain->flush()) record_errors_.fetch_add(1, std::memory_order_relaxed);
     if (out_.escalator) out_.escalator->prune(wall);
