@@ -173,6 +173,17 @@ DataplaneReply Control::install(uint64_t version) {
   return reply;
 }
 
+DataplaneReply Control::ask_dataplane(const char* cmd, std::chrono::milliseconds timeout) {
+  json::Value req = json::Object{};
+  req.set("cmd", cmd);
+  DataplaneReply reply = dataplane_.call(req, timeout);
+  note_dataplane(reply);
+  // Every status answer tells what the dataplane keeps and whether it restarted.
+  if (reply.kind == DataplaneReply::Kind::kOk && std::string_view(cmd) == "status")
+    observe_dataplane_status(reply.body);
+  return reply;
+}
+
 void Control::note_dataplane(const DataplaneReply& reply) {
   std::lock_guard lock(state_mu_);
   bool reachable = reply.kind != DataplaneReply::Kind::kUnreachable;
@@ -541,27 +552,18 @@ Result<json::Value> Control::table_list() {
 }
 
 Result<json::Value> Control::stats() {
-  json::Value req = json::Object{};
-  req.set("cmd", "stats");
-  DataplaneReply reply = dataplane_.call(req, timeouts_.query);
-  note_dataplane(reply);
+  DataplaneReply reply = ask_dataplane("stats", timeouts_.query);
   if (reply.kind == DataplaneReply::Kind::kUnreachable) return make_error(reply.error);
   if (reply.kind == DataplaneReply::Kind::kRejected) return make_error("dataplane refused stats: " + reply.error);
   json::Value r = without_ok(std::move(reply.body));
   json::Value c = json::Object{};
-  c.set("accounts", account_figures());
-  c.set("reports", report_figures());
-  c.set("records", records_figures());
+  add_policy_figures(c);
   r.set("control", std::move(c));
   return r;
 }
 
 Result<json::Value> Control::status() {
-  json::Value req = json::Object{};
-  req.set("cmd", "status");
-  DataplaneReply reply = dataplane_.call(req, timeouts_.query);
-  note_dataplane(reply);
-  if (reply.kind == DataplaneReply::Kind::kOk) observe_dataplane_status(reply.body);
+  DataplaneReply reply = ask_dataplane("status", timeouts_.query);
 
   json::Value c = json::Object{};
   c.set("pid", static_cast<int64_t>(::getpid()));
@@ -593,9 +595,7 @@ Result<json::Value> Control::status() {
     if (!resync_error_.empty()) c.set("resync_error", resync_error_);
   }
   c.set("appliance_id", config_.appliance_id);
-  c.set("accounts", account_figures());
-  c.set("reports", report_figures());
-  c.set("records", records_figures());
+  add_policy_figures(c);
   dp.set("socket", dataplane_.where());
   dp.set("reachable", reply.kind != DataplaneReply::Kind::kUnreachable);
   if (reply.kind == DataplaneReply::Kind::kOk) {
@@ -615,11 +615,7 @@ Result<json::Value> Control::status() {
 }
 
 Result<json::Value> Control::health() {
-  json::Value req = json::Object{};
-  req.set("cmd", "status");
-  DataplaneReply reply = dataplane_.call(req, timeouts_.scrape);
-  note_dataplane(reply);
-  if (reply.kind == DataplaneReply::Kind::kOk) observe_dataplane_status(reply.body);
+  DataplaneReply reply = ask_dataplane("status", timeouts_.scrape);
   json::Value dp = json::Object{};
   dp.set("reachable", reply.kind != DataplaneReply::Kind::kUnreachable);
   if (reply.kind == DataplaneReply::Kind::kOk) {
@@ -716,11 +712,7 @@ void Control::resync() {
   {
     std::lock_guard lock(rules_mu_);
     auto act = versions_.active();
-    json::Value req = json::Object{};
-    req.set("cmd", "status");
-    DataplaneReply reply = dataplane_.call(req, timeouts_.query);
-    note_dataplane(reply);
-    if (reply.kind == DataplaneReply::Kind::kOk) observe_dataplane_status(reply.body);
+    DataplaneReply reply = ask_dataplane("status", timeouts_.query);
     if (!act) {
       error = act.error();
     } else if (reply.kind == DataplaneReply::Kind::kRejected) {
@@ -753,10 +745,7 @@ void Control::resync() {
 }
 
 std::string Control::metrics_text() {
-  json::Value req = json::Object{};
-  req.set("cmd", "stats");
-  DataplaneReply reply = dataplane_.call(req, timeouts_.scrape);
-  note_dataplane(reply);
+  DataplaneReply reply = ask_dataplane("stats", timeouts_.scrape);
   ControlMetrics cm;
   if (auto act = versions_.active(); act && act.value()) cm.active_version = *act.value();
   cm.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();

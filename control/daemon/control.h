@@ -214,6 +214,9 @@ class Control {
   // `fresh`: the version was just written (deleted again if the dataplane refuses it).
   Result<json::Value> activate(uint64_t version, bool fresh, const Progress& progress);
   DataplaneReply install(uint64_t version);
+  // Sends the argument-less request `cmd` (status, stats) and notes the reply (note_dataplane,
+  // and observe_dataplane_status for a status).
+  DataplaneReply ask_dataplane(const char* cmd, std::chrono::milliseconds timeout);
   void note_dataplane(const DataplaneReply& reply);
 
   // Per table: serializes a change with its forwarding, and loads, so the dataplane sees changes
@@ -271,6 +274,8 @@ class Control {
   void sync_accounts(const json::Value& status_body, uint64_t changes_before, std::string* errors);
   json::Value records_figures();
   json::Value report_figures();
+  // Sets "accounts", "reports" and "records" of the control side's figures in `c`.
+  void add_policy_figures(json::Value& c);
   json::Value account_figures();
 
   ControlConfig config_;

@@ -669,6 +669,12 @@ json::Value Control::account_figures() {
                       {"memory_bytes", c.memory_bytes}};
 }
 
+void Control::add_policy_figures(json::Value& c) {
+  c.set("accounts", account_figures());
+  c.set("reports", report_figures());
+  c.set("records", records_figures());
+}
+
 // Reports must be handled in time: how many wait, and how long the oldest has.
 json::Value Control::report_figures() {
   auto oldest = reports_.oldest_open_ns();
