@@ -188,12 +188,13 @@ struct Inspector::DecodeSink {
   }
 
   // Reports a measure on the current message (or connection, without a body) to the sink.
-  void report(Measure what, uint16_t rule, AccountState after, bool with_digest) {
+  // The account's state stays what it is.
+  void report(Measure what, uint16_t rule, bool with_digest) {
     uint8_t digest[32];
     bool digested = with_digest && ins.cfg_.digest_key;
     if (digested) d.digest.peek(*ins.cfg_.digest_key, digest);
-    hits.on_hit(Hit{what, rule, &fs, &d, dir_index, d.state, after, after == d.state ? d.until_s : 0,
-                    digested ? digest : nullptr, digested ? static_cast<uint32_t>(d.digest.bytes()) : 0});
+    hits.on_hit(Hit{what, rule, &fs, &d, dir_index, d.state, d.state, d.until_s, digested ? digest : nullptr,
+                    digested ? static_cast<uint32_t>(d.digest.bytes()) : 0});
   }
 
   // Reports hits; returns false once the verdict is final.
@@ -205,7 +206,7 @@ struct Inspector::DecodeSink {
       Measure what = drops                                            ? Measure::kRuleDrop
                      : gen.rules[rule].action == rules::Action::kDrop ? Measure::kRuleWouldDrop
                                                                       : Measure::kRuleAlert;
-      report(what, rule, d.state, true);
+      report(what, rule, true);
       ins.counters_.add(drops                             ? Counter::rule_drops
                         : what == Measure::kRuleWouldDrop ? Counter::rule_would_drops
                                                           : Counter::rule_alerts);
@@ -242,7 +243,7 @@ struct Inspector::DecodeSink {
     if (lapsed != AccountState::kNone) report_lapse(lapsed);
     if (act == policy::MessageAction::kPass) return true;
     ins.counters_.add(Counter::account_connects_refused);
-    report(act == policy::MessageAction::kResetShutdown ? Measure::kShutdown : Measure::kSuspended, 0, d.state, false);
+    report(act == policy::MessageAction::kResetShutdown ? Measure::kShutdown : Measure::kSuspended, 0, false);
     verdict = Verdict::kReset;
     return false;
   }
@@ -252,11 +253,9 @@ struct Inspector::DecodeSink {
     d.state = policy::measure_state(m);
     d.until_s = policy::measure_until(m);
   }
+  // The account's timed measure `from` ran out: a state change to none, no message involved.
   void report_lapse(AccountState from) {
-    AccountState now = d.state;
-    d.state = from;
-    report(Measure::kLapsed, 0, AccountState::kNone, false);
-    d.state = now;
+    hits.on_hit(Hit{Measure::kLapsed, 0, &fs, &d, dir_index, from, AccountState::kNone, 0, nullptr, 0});
     ins.counters_.add(Counter::account_measures_lapsed);
   }
 
@@ -321,7 +320,7 @@ struct Inspector::DecodeSink {
     if (d.pending_reset) {
       ins.counters_.add(d.pending == Measure::kRateDrop ? Counter::account_rate_drops
                                                         : Counter::account_measure_resets);
-      report(d.pending, 0, d.state, true);
+      report(d.pending, 0, true);
       verdict = Verdict::kReset;
       return false;
     }
@@ -339,7 +338,7 @@ struct Inspector::DecodeSink {
     if (!apply(ins.matcher_->end_field(stream, match::Field::kPayload, message()))) return false;
     if (d.record_message) {
       ins.counters_.add(Counter::account_warned_messages);
-      report(Measure::kWarned, 0, d.state, true);
+      report(Measure::kWarned, 0, true);
     }
     return true;
   }

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "records/digest.h"
+
 namespace imf::dp::record {
 
 namespace {
@@ -114,12 +116,7 @@ std::string event_fields(const Event& e) {
   out += imf::policy::state_name(static_cast<imf::policy::AccountState>(e.state_after));
   out += "\",\"until\":" + std::to_string(e.until_s);
   if (e.has_digest) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    out += ",\"digest\":\"hmac-sha256:";
-    for (uint8_t b : e.digest) {
-      out.push_back(kHex[b >> 4]);
-      out.push_back(kHex[b & 15]);
-    }
+    out += ",\"digest\":\"hmac-sha256:" + records::to_hex(e.digest, sizeof(e.digest));
     out += "\",\"digest_bytes\":" + std::to_string(e.digest_bytes);
   } else {
     out += ",\"digest\":null,\"digest_bytes\":0";
@@ -127,7 +124,9 @@ std::string event_fields(const Event& e) {
   return out;
 }
 
-std::string event_to_json(const Event& e, const Clock& clock) {
+std::string event_to_json(const Event& e, const Clock& clock) { return event_line(e, clock, event_fields(e)); }
+
+std::string event_line(const Event& e, const Clock& clock, std::string_view fields) {
   int64_t ns = event_time_ns(e, clock);
   time_t secs = static_cast<time_t>(ns / 1000000000);
   struct tm tm;
@@ -138,7 +137,7 @@ std::string event_to_json(const Event& e, const Clock& clock) {
   std::string out = "{\"ts\":\"";
   out += ts;
   out += "\",";
-  out += event_fields(e);
+  out += fields;
   out += "}\n";
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "inspect/measure.h"
 #include "policy/policy_config.h"
@@ -63,6 +64,8 @@ std::string event_fields(const Event& e);
 
 // One event as a JSON line (with '\n'): {"ts":..., "lcore":..., <event_fields>}. Any thread.
 std::string event_to_json(const Event& e, const Clock& clock);
+// The same line from event_fields(e) already made (the writer makes them once for both outputs).
+std::string event_line(const Event& e, const Clock& clock, std::string_view fields);
 
 // JSON string escaping as events use it (exposed for the writer's own records).
 void append_json_string(std::string& out, const char* s, uint32_t n);

@@ -85,12 +85,13 @@ void EventWriter::escalate(const Event& e, int64_t time_ns) {
 }
 
 void EventWriter::write(const Event& e) {
+  std::string fields = event_fields(e);
   if (file_) {
-    std::string line = event_to_json(e, clock_);
+    std::string line = event_line(e, clock_, fields);
     std::fwrite(line.data(), 1, line.size(), file_);
   }
   int64_t time_ns = event_time_ns(e, clock_);
-  append_record(time_ns, event_fields(e));
+  append_record(time_ns, fields);
   auto m = static_cast<inspect::Measure>(e.measure);
   if (m == inspect::Measure::kRuleDrop && !e.to_client && e.account_known && out_.escalator && out_.accounts)
     escalate(e, time_ns);
