@@ -36,6 +36,21 @@ std::string unknown_member(const json::Value& req, const std::string& cmd, std::
   return "";
 }
 
+const std::string* string_member(const json::Value& req, const char* k) {
+  const json::Value* v = req.find(k);
+  return v && v->is_string() ? &v->as_string() : nullptr;
+}
+
+// Table and account requests take exactly the members they name, all strings: "" when `req` has
+// them, else the error naming what is wrong.
+std::string only_strings(const json::Value& req, const std::string& cmd, std::initializer_list<const char*> need) {
+  if (std::string e = unknown_member(req, cmd, need); !e.empty()) return e;
+  for (const char* a : need) {
+    if (!string_member(req, a)) return cmd + " needs string member '" + a + "'";
+  }
+  return "";
+}
+
 std::string error_line(const std::string& e) { return "{\"ok\":false,\"error\":" + json_string(e) + "}\n"; }
 
 std::string times_json(const InstallTimes& t) {
@@ -150,16 +165,10 @@ std::string Agent::handle(const std::string& line) {
 
 // Account rows travel as the control process's CSV row text (control/policy/policy_config.h).
 std::string Agent::handle_account(const std::string& cmd, const json::Value& req) {
-  auto str = [&](const char* k) -> const std::string* {
-    const json::Value* v = req.find(k);
-    return v && v->is_string() ? &v->as_string() : nullptr;
-  };
-  auto check_members = [&](const char* need) -> std::string {
-    if (std::string e = unknown_member(req, cmd, {need}); !e.empty()) return e;
-    return str(need) ? "" : cmd + " needs string member '" + need + "'";
-  };
+  auto str = [&](const char* k) { return string_member(req, k); };
+  auto check_members = [&](std::initializer_list<const char*> need) { return only_strings(req, cmd, need); };
   if (cmd == "accounts.load") {
-    if (auto e = check_members("path"); !e.empty()) return error_line(e);
+    if (auto e = check_members({"path"}); !e.empty()) return error_line(e);
     auto t0 = std::chrono::steady_clock::now();
     auto n = accounts_.load(*str("path"));
     if (!n) return error_line(n.error());
@@ -169,18 +178,18 @@ std::string Agent::handle_account(const std::string& cmd, const json::Value& req
     return b;
   }
   if (cmd == "account.set") {
-    if (auto e = check_members("row"); !e.empty()) return error_line(e);
+    if (auto e = check_members({"row"}); !e.empty()) return error_line(e);
     auto row = imf::policy::parse_account_row(*str("row"));
     if (!row) return error_line(row.error());
     if (auto st = accounts_.set(row.value()); !st) return error_line(st.error());
     return "{\"ok\":true}\n";
   }
   if (cmd == "account.del") {
-    if (auto e = check_members("account"); !e.empty()) return error_line(e);
+    if (auto e = check_members({"account"}); !e.empty()) return error_line(e);
     return std::string("{\"ok\":true,\"deleted\":") + (accounts_.del(*str("account")) ? "true" : "false") + "}\n";
   }
   if (cmd == "account.get") {
-    if (auto e = check_members("account"); !e.empty()) return error_line(e);
+    if (auto e = check_members({"account"}); !e.empty()) return error_line(e);
     auto row = accounts_.get(*str("account"));
     if (!row) return "{\"ok\":true,\"row\":null}\n";
     return "{\"ok\":true,\"row\":" + json_string(imf::policy::format_account_row(row.value())) + "}\n";
@@ -189,18 +198,8 @@ std::string Agent::handle_account(const std::string& cmd, const json::Value& req
 }
 
 std::string Agent::handle_table(const std::string& cmd, const json::Value& req) {
-  auto str = [&](const char* k) -> const std::string* {
-    const json::Value* v = req.find(k);
-    return v && v->is_string() ? &v->as_string() : nullptr;
-  };
-  // Table requests take exactly the members they name, all strings.
-  auto check_members = [&](std::initializer_list<const char*> need) -> std::string {
-    if (std::string e = unknown_member(req, cmd, need); !e.empty()) return e;
-    for (const char* a : need) {
-      if (!str(a)) return cmd + " needs string member '" + a + "'";
-    }
-    return "";
-  };
+  auto str = [&](const char* k) { return string_member(req, k); };
+  auto check_members = [&](std::initializer_list<const char*> need) { return only_strings(req, cmd, need); };
   auto t0 = std::chrono::steady_clock::now();
   if (cmd == "table.load") {
     if (auto e = check_members({"table", "path"}); !e.empty()) return error_line(e);
