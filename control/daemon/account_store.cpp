@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 
+#include "common/atomic_file.h"
 #include "daemon/version_store.h"
 
 namespace imf::control {
@@ -18,20 +19,6 @@ namespace {
 constexpr size_t kMaxReportedErrors = 10;
 constexpr size_t kChunk = 4u << 20;  // file reads and snapshot writes
 
-std::string sys_error(const std::string& path, const char* what) {
-  return path + ": " + what + ": " + std::strerror(errno);
-}
-
-Status write_all(int fd, std::string_view bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return make_error(sys_error(path, "write failed"));
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return Ok{};
-}
-
 // Calls fn(line, line_no, terminated, end_offset) for every line of `path` ('\n' dropped, a
 // trailing '\r' kept for the parser), reading in chunks so a 400 MB snapshot is never held whole.
 // A missing file has no lines.
@@ -40,7 +27,7 @@ Status for_each_line(const std::string& path,
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Ok{};
-    return make_error(sys_error(path, "cannot open"));
+    return sys_error(path, "cannot open");
   }
   std::string buf;
   std::string carry;
@@ -52,7 +39,7 @@ Status for_each_line(const std::string& path,
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      status = make_error(sys_error(path, "read failed"));
+      status = sys_error(path, "read failed");
       break;
     }
     if (n == 0) {
@@ -244,14 +231,14 @@ Status AccountStore::replay_journal() {
   if (::stat(journal_path_.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) > good_end) {
     // Cut the torn tail, so the next append starts on a line of its own.
     if (::truncate(journal_path_.c_str(), static_cast<off_t>(good_end)) != 0)
-      return make_error(sys_error(journal_path_, "cannot cut a torn last line"));
+      return sys_error(journal_path_, "cannot cut a torn last line");
   }
   return Ok{};
 }
 
 Status AccountStore::open_journal() {
   journal_fd_ = ::open(journal_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (journal_fd_ < 0) return make_error(sys_error(journal_path_, "cannot open"));
+  if (journal_fd_ < 0) return sys_error(journal_path_, "cannot open");
   return Ok{};
 }
 
@@ -278,11 +265,11 @@ Status AccountStore::apply(const std::vector<Change>& changes) {
   std::lock_guard lock(mu_);
   if (journal_fd_ < 0) return make_error(journal_path_ + ": not open");
   Status w = write_all(journal_fd_, text, journal_path_);
-  if (w && ::fdatasync(journal_fd_) != 0) w = make_error(sys_error(journal_path_, "fdatasync failed"));
+  if (w && ::fdatasync(journal_fd_) != 0) w = sys_error(journal_path_, "fdatasync failed");
   if (!w) {
     // Nothing was applied: take back whatever part of the lines reached the file.
     if (::ftruncate(journal_fd_, static_cast<off_t>(journal_bytes_)) != 0)
-      spdlog::error("{}", sys_error(journal_path_, "cannot cut back a failed append"));
+      spdlog::error("{}", sys_error(journal_path_, "cannot cut back a failed append").message);
     return w;
   }
   journal_bytes_ += text.size();
@@ -414,47 +401,28 @@ Result<AccountStore::LoadResult> AccountStore::load(std::string_view csv, const 
 }
 
 Status AccountStore::write_snapshot(const Map& rows) const {
-  std::string tmp = snapshot_path_ + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return make_error(sys_error(tmp, "cannot create temporary file"));
-  auto fail = [&](Status s) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return s;
-  };
-  std::string buf;
-  buf.reserve(kChunk + 4096);
-  Status written = Ok{};
-  rows.for_each([&](std::string_view account, const Entry& entry) {
-    if (!written) return;
-    buf += policy::format_account_row(to_row(account, entry));
-    buf += '\n';
-    if (buf.size() >= kChunk) {
-      written = write_all(fd, buf, tmp);
-      buf.clear();
-    }
+  // Streamed in chunks: a 10M-row snapshot built in memory first would double the cost.
+  return write_file_atomic_streamed(snapshot_path_, [&](int fd, const std::string& tmp) {
+    std::string buf;
+    buf.reserve(kChunk + 4096);
+    Status written = Ok{};
+    rows.for_each([&](std::string_view account, const Entry& entry) {
+      if (!written) return;
+      buf += policy::format_account_row(to_row(account, entry));
+      buf += '\n';
+      if (buf.size() >= kChunk) {
+        written = write_all(fd, buf, tmp);
+        buf.clear();
+      }
+    });
+    return written ? write_all(fd, buf, tmp) : written;
   });
-  if (written) written = write_all(fd, buf, tmp);
-  if (!written) return fail(written);
-  if (::fsync(fd) != 0) return fail(make_error(sys_error(tmp, "fsync failed")));
-  ::close(fd);
-  if (::rename(tmp.c_str(), snapshot_path_.c_str()) != 0) {
-    Status s = make_error(sys_error(snapshot_path_, "rename failed"));
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return make_error(sys_error(dir_, "cannot open directory to fsync"));
-  int rc = ::fsync(dfd);
-  ::close(dfd);
-  if (rc != 0) return make_error(sys_error(dir_, "directory fsync failed"));
-  return Ok{};
 }
 
 Status AccountStore::truncate_journal() {
   if (journal_fd_ < 0) return make_error(journal_path_ + ": not open");
   if (::ftruncate(journal_fd_, 0) != 0 || ::fdatasync(journal_fd_) != 0)
-    return make_error(sys_error(journal_path_, "cannot truncate"));
+    return sys_error(journal_path_, "cannot truncate");
   journal_bytes_ = 0;
   journal_lines_ = 0;
   return Ok{};

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "common/atomic_file.h"
 #include "daemon/control_util.h"
 #include "daemon/metrics.h"
 #include "daemon/rules_diff.h"

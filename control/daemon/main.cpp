@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "common/atomic_file.h"
 #include "daemon/config.h"
 #include "daemon/control.h"
 #include "daemon/dataplane_link.h"
@@ -39,7 +40,7 @@ const char* usage() {
 
 // The dataplane is told artifact paths: make the state directory absolute.
 imf::Status absolute_state_dir(ControlConfig* c) {
-  if (imf::Status s = imf::control::make_dirs(c->state_dir, 0750); !s) return s;
+  if (imf::Status s = imf::make_dirs(c->state_dir, 0750); !s) return s;
   char buf[PATH_MAX];
   if (!::realpath(c->state_dir.c_str(), buf))
     return imf::make_error(c->state_dir + ": " + std::string(std::strerror(errno)));

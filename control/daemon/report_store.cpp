@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "proto/json.h"
 
 namespace imf::control {
@@ -17,10 +18,6 @@ namespace imf::control {
 namespace {
 
 constexpr size_t kMaxText = 500;
-
-std::string sys_error(const std::string& path, const char* what) {
-  return path + ": " + what + ": " + std::strerror(errno);
-}
 
 // The event line for `r` ("opened", or "resolved" when `resolved_event`).
 std::string event_line(const Report& r, bool resolved_event) {
@@ -87,7 +84,7 @@ Status ReportStore::init() {
   std::lock_guard lock(mu_);
   if (Status s = replay(); !s) return s;
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (fd_ < 0) return make_error(sys_error(path_, "cannot open"));
+  if (fd_ < 0) return sys_error(path_, "cannot open");
   return Ok{};
 }
 
@@ -162,27 +159,17 @@ Status ReportStore::replay() {
   }
   bytes_ = good_end;
   if (good_end < text.size() && ::truncate(path_.c_str(), static_cast<off_t>(good_end)) != 0)
-    return make_error(sys_error(path_, "cannot cut a torn last line"));
+    return sys_error(path_, "cannot cut a torn last line");
   return Ok{};
 }
 
 Status ReportStore::append(const std::string& line) {
   if (fd_ < 0) return make_error(path_ + ": not open");
-  std::string_view rest = line;
-  Status s = Ok{};
-  while (!rest.empty()) {
-    ssize_t n = ::write(fd_, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      s = make_error(sys_error(path_, "write failed"));
-      break;
-    }
-    rest.remove_prefix(static_cast<size_t>(n));
-  }
-  if (s && ::fdatasync(fd_) != 0) s = make_error(sys_error(path_, "fdatasync failed"));
+  Status s = write_all(fd_, line, path_);
+  if (s && ::fdatasync(fd_) != 0) s = sys_error(path_, "fdatasync failed");
   if (!s) {
     if (::ftruncate(fd_, static_cast<off_t>(bytes_)) != 0)
-      spdlog::error("{}", sys_error(path_, "cannot cut back a failed append"));
+      spdlog::error("{}", sys_error(path_, "cannot cut back a failed append").message);
     return s;
   }
   bytes_ += line.size();

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "daemon/version_store.h"
 #include "proto/protocol.h"
 

@@ -38,21 +38,6 @@ Result<std::vector<std::string>> list_dir(const std::string& dir) {
 
 }  // namespace
 
-Status make_dirs(const std::string& path, unsigned mode) {
-  if (path.empty()) return make_error("empty directory path");
-  size_t pos = 0;
-  while (pos != std::string::npos) {
-    pos = path.find('/', pos + 1);
-    std::string part = path.substr(0, pos);
-    if (part.empty()) continue;
-    if (::mkdir(part.c_str(), mode) != 0 && errno != EEXIST)
-      return make_error(part + ": cannot create directory: " + std::strerror(errno));
-  }
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return make_error(path + ": not a directory");
-  return Ok{};
-}
-
 Result<size_t> remove_temporaries(const std::string& dir) {
   auto names = list_dir(dir);
   if (!names) return make_error(names.error());

@@ -55,7 +55,4 @@ class VersionStore {
 // Removes "*.tmp.*" files (write_file_atomic's temporaries) from `dir`. Returns how many.
 Result<size_t> remove_temporaries(const std::string& dir);
 
-// mkdir -p with `mode` for the directories created. Errors name the path.
-Status make_dirs(const std::string& path, unsigned mode);
-
 }  // namespace imf::control

@@ -30,10 +30,6 @@ int64_t clock_ns(clockid_t id) {
   return static_cast<int64_t>(ts.tv_sec) * kNsPerSec + ts.tv_nsec;
 }
 
-Error sys_error(const std::string& path, const char* what) {
-  return make_error(path + ": " + what + ": " + std::strerror(errno));
-}
-
 bool valid_source(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
@@ -49,27 +45,6 @@ bool parse_u64(std::string_view s, uint64_t* v) {
   if (s.empty()) return false;
   auto r = std::from_chars(s.data(), s.data() + s.size(), *v);
   return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
-
-Status make_dirs(const std::string& path) {
-  if (path.empty()) return make_error("records: empty directory path");
-  for (size_t pos = path.find('/', 1);; pos = path.find('/', pos + 1)) {
-    std::string part = path.substr(0, pos);
-    if (::mkdir(part.c_str(), 0750) != 0 && errno != EEXIST) return sys_error(part, "cannot create directory");
-    if (pos == std::string::npos) break;
-  }
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return make_error(path + ": not a directory");
-  return Ok{};
-}
-
-Status fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return sys_error(dir, "cannot open directory to fsync");
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return sys_error(dir, "directory fsync failed");
-  return Ok{};
 }
 
 // ---- File names, head and anchor ----
@@ -370,7 +345,7 @@ ChainWriter::~ChainWriter() {
 Result<std::unique_ptr<ChainWriter>> ChainWriter::open(const ChainConfig& cfg) {
   if (!valid_source(cfg.source))
     return make_error("records: source \"" + cfg.source + "\" must be lowercase letters, digits, '_' or '-'");
-  if (Status st = make_dirs(cfg.dir); !st) return make_error(st.error());
+  if (Status st = make_dirs(cfg.dir, 0750); !st) return make_error(st.error());
   std::unique_ptr<ChainWriter> w(new ChainWriter(cfg));
   if (Status st = w->resume(); !st) return make_error(st.error());
   return w;
@@ -477,7 +452,7 @@ Status ChainWriter::start_file(int64_t time_ns) {
   file_path_ = path;
   file_size_ = 0;
   file_first_ns_ = time_ns;
-  return fsync_dir(cfg_.dir);  // the new name must survive a crash with the records in it
+  return fsync_directory(cfg_.dir);  // the new name must survive a crash with the records in it
 }
 
 Status ChainWriter::sync() {
@@ -526,7 +501,7 @@ Status ChainWriter::apply_retention(int64_t now_ns) {
   for (const std::string& path : doomed) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error(path, "cannot delete");
   }
-  return fsync_dir(cfg_.dir);
+  return fsync_directory(cfg_.dir);
 }
 
 Result<uint64_t> ChainWriter::write_record(int64_t time_ns, std::string_view fields) {
@@ -551,17 +526,11 @@ Result<uint64_t> ChainWriter::write_record(int64_t time_ns, std::string_view fie
     if (Status st = start_file(time_ns); !st) return make_error(st.error());
   }
 
-  size_t done = 0;
-  while (done < line.size()) {
-    ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      Error e = sys_error(file_path_, "write failed");
-      // Leave no torn line behind for the next append to follow.
-      if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(file_size_)) != 0) e.message += " (and truncate failed)";
-      return e;
-    }
-    done += static_cast<size_t>(n);
+  if (Status w = write_all(fd_, line, file_path_); !w) {
+    Error e = make_error(w.error());
+    // Leave no torn line behind for the next append to follow.
+    if (::ftruncate(fd_, static_cast<off_t>(file_size_)) != 0) e.message += " (and truncate failed)";
+    return e;
   }
   file_size_ += line.size();
   last_seq_ += 1;

@@ -23,10 +23,6 @@ int hex_value(char c) {
   return -1;
 }
 
-Error sys_error(const std::string& path, const char* what) {
-  return make_error(path + ": " + what + ": " + std::strerror(errno));
-}
-
 Result<Key> read_key(const std::string& path, int fd) {
   char buf[80];
   size_t len = 0;
@@ -75,15 +71,7 @@ Status create_key_file(const std::string& path) {
   ::unlink(tmp.c_str());
   ::rmdir(tmpdir.c_str());
   if (!st) return st;
-  // Make the new directory entry durable.
-  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-  if (dir.empty()) dir = "/";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return sys_error(dir, "cannot open directory to fsync");
-  int rc = ::fsync(dfd);
-  ::close(dfd);
-  if (rc != 0) return sys_error(dir, "directory fsync failed");
-  return Ok{};
+  return fsync_directory(parent_directory(path));  // the new directory entry must be durable
 }
 
 }  // namespace
