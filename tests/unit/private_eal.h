@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 #include <rte_eal.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
 #include <unistd.h>
 
 #include <string>
@@ -39,6 +41,19 @@ class PrivateEal : public ::testing::Environment {
  private:
   std::string name_;
   unsigned memory_mb_;
+};
+
+// A QSBR variable for `threads` reader threads (the grace periods the tables wait for), freed
+// with the object. Needs the EAL above.
+struct TestQsbr {
+  explicit TestQsbr(unsigned threads)
+      : v(static_cast<rte_rcu_qsbr*>(rte_zmalloc("test_qsbr", rte_rcu_qsbr_get_memsize(threads), 64))) {
+    EXPECT_EQ(rte_rcu_qsbr_init(v, threads), 0);
+  }
+  ~TestQsbr() { rte_free(v); }
+  TestQsbr(const TestQsbr&) = delete;
+  TestQsbr& operator=(const TestQsbr&) = delete;
+  rte_rcu_qsbr* v;
 };
 
 }  // namespace imf::test

@@ -2,8 +2,6 @@
 // transitions, rate precision and expiry on an injected clock, message digests. The table needs
 // EAL (rte_hash, rte_malloc): this test brings its own main() with a private, hugepage-free EAL.
 #include <gtest/gtest.h>
-#include <rte_malloc.h>
-#include <rte_rcu_qsbr.h>
 
 #include <string>
 #include <vector>
@@ -63,12 +61,9 @@ class AccountsTest : public ::testing::Test {
   static constexpr uint32_t kSlots = 16;
 
   void SetUp() override {
-    size_t sz = rte_rcu_qsbr_get_memsize(1);
-    qsv_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("qsv", sz, 64));
-    ASSERT_EQ(rte_rcu_qsbr_init(qsv_, 1), 0);
     imf::policy::EscalationPolicy pol;
     pol.restricted_rate = Rate{3, 60};
-    auto t = policy::AccountTable::create(1024, qsv_, pol);
+    auto t = policy::AccountTable::create(1024, qsv_.v, pol);
     ASSERT_TRUE(t.ok()) << t.error();
     accounts_ = std::move(t.value());
 
@@ -94,7 +89,6 @@ class AccountsTest : public ::testing::Test {
   void TearDown() override {
     ins_.reset();
     accounts_.reset();
-    rte_free(qsv_);
   }
 
   void set_account(const std::string& name, AccountState s, int64_t until_s = 0, std::vector<std::string> markers = {},
@@ -153,7 +147,7 @@ class AccountsTest : public ::testing::Test {
   std::string hmac(const std::string& body) { return records::hmac_hex(key_, body); }
   uint64_t count(Counter c) const { return counters_.get(c); }
 
-  rte_rcu_qsbr* qsv_ = nullptr;
+  test::TestQsbr qsv_{1};
   std::unique_ptr<policy::AccountTable> accounts_;
   std::unique_ptr<match::RuleGeneration> gen_;
   std::unique_ptr<match::StreamPool> streams_;

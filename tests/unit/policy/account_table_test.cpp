@@ -20,13 +20,8 @@ using imf::policy::AccountRow;
 
 constexpr unsigned kReaders = 1;  // with the writer, one thread per CPU of a 2-CPU machine
 
-struct Qsbr {
-  rte_rcu_qsbr* v;
-  Qsbr() {
-    v = static_cast<rte_rcu_qsbr*>(rte_zmalloc("t_qsbr", rte_rcu_qsbr_get_memsize(kReaders), 64));
-    rte_rcu_qsbr_init(v, kReaders);
-  }
-  ~Qsbr() { rte_free(v); }
+struct Qsbr : test::TestQsbr {
+  Qsbr() : TestQsbr(kReaders) {}
 };
 
 std::unique_ptr<AccountTable> make_table(uint32_t capacity, rte_rcu_qsbr* v) {

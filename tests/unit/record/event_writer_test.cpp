@@ -3,8 +3,6 @@
 #include "record/event_writer.h"
 
 #include <gtest/gtest.h>
-#include <rte_malloc.h>
-#include <rte_rcu_qsbr.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -45,19 +43,16 @@ class EventWriterTest : public ::testing::Test {
   void SetUp() override {
     dir_ = std::filesystem::path(::testing::TempDir()) / ("writer_" + std::to_string(getpid()));
     std::filesystem::remove_all(dir_);
-    qsv_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("qsv", rte_rcu_qsbr_get_memsize(1), 64));
-    ASSERT_EQ(rte_rcu_qsbr_init(qsv_, 1), 0);
     policy_.violations = 2;
     policy_.window_s = 600;
     policy_.expire_s[static_cast<size_t>(AccountState::kWarned)] = 86400;
-    accounts_ = std::move(policy::AccountTable::create(64, qsv_, policy_).value());
+    accounts_ = std::move(policy::AccountTable::create(64, qsv_.v, policy_).value());
     auto ring = EventRing::create("wtest" + std::to_string(++rings_made_), 16, 0);
     ASSERT_TRUE(ring.ok()) << ring.error();
     ring_ = std::make_unique<EventRing>(ring.value());
   }
   void TearDown() override {
     accounts_.reset();
-    rte_free(qsv_);
     std::filesystem::remove_all(dir_);
   }
 
@@ -90,7 +85,7 @@ class EventWriterTest : public ::testing::Test {
 
   static inline int rings_made_ = 0;
   std::filesystem::path dir_;
-  rte_rcu_qsbr* qsv_ = nullptr;
+  test::TestQsbr qsv_{1};
   imf::policy::EscalationPolicy policy_;
   std::unique_ptr<policy::AccountTable> accounts_;
   std::unique_ptr<EventRing> ring_;
