@@ -174,6 +174,8 @@ def run_imfd(tools, traffic, rules, workers, cfg, args, work, tag, log):
         "--digest-key", os.path.join(work, "digest.key"), "--records-dir", os.path.join(work, f"records-{tag}"),
         "--summary-json", summary, "--duration", str(cfg["duration"]), "--flows", str(flows), "--mbufs", str(mbufs),
         "--prebalanced-queues"]
+    if not args.nic:
+        cmd.append("--sides-on-one-port")  # both directions replayed into port 0
     run(cmd, log, timeout=cfg["duration"] + 600)
     s = load_json(summary)
     return derive_pipeline(s, traffic)

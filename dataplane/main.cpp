@@ -5,6 +5,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_rcu_qsbr.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -70,12 +71,17 @@ Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, ui
   for (uint16_t p = 0; p < n_ports; ++p) c->peer[p] = n_ports == 1 ? p : (p ^ 1);
   c->pool = pool;
   c->inspected_ports = &inspected;
+  c->sides_on_one_port = opt.sides_on_one_port;
+  c->min_ttl = static_cast<uint8_t>(opt.min_ttl);
+  c->verify_checksums = !opt.skip_checksums;
   c->aging_ticks = rte_get_tsc_hz() / 10000;  // 100 us
   c->stop = &g_stop;
 
-  // Flows move in the LRU list at most every 1/16 of the idle time: aging stays within ~6%.
-  uint64_t idle_ticks = rte_get_tsc_hz() * opt.flow_idle_sec;
-  auto flows = flow::FlowTable::create(opt.flows_per_lcore, idle_ticks, idle_ticks / 16);
+  // Flows move in their LRU list at most once a second: a lookup rarely writes to other flows'
+  // entries, and aging is late by at most that second.
+  inspect::FlowClassMap classes(icfg.timeouts);
+  auto flows = flow::FlowTable::create(opt.flows_per_lcore, classes.classes(rte_get_tsc_hz(), opt.flows_per_lcore),
+                                       rte_get_tsc_hz());
   if (!flows) return make_error(flows.error());
   c->flows = std::move(flows.value());
   c->flow_state.reset(new inspect::FlowState[opt.flows_per_lcore]);
@@ -85,6 +91,16 @@ Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, ui
   c->version.store(installer.version());
   c->inspector =
       std::make_unique<inspect::Inspector>(icfg, *engine.value()->matcher, *engine.value()->streams, c->counters);
+  if (!opt.skip_defrag) {
+    defrag::Config dc;
+    dc.name = "imf_df" + std::to_string(lcore);
+    dc.max_datagrams = opt.frag_datagrams;
+    dc.timeout_ticks = rte_get_tsc_hz() * opt.frag_timeout_ms / 1000;
+    dc.socket = static_cast<int>(rte_lcore_to_socket_id(lcore));
+    auto reassembler = defrag::Reassembler::create(dc, c->counters);
+    if (!reassembler) return make_error(reassembler.error());
+    c->defrag = std::move(reassembler.value());
+  }
   auto ring = record::EventRing::create("imf_events_" + std::to_string(lcore), kEventRingSize,
                                         static_cast<int>(rte_lcore_to_socket_id(lcore)));
   if (!ring) return make_error(ring.error());
@@ -256,7 +272,11 @@ int run(int argc, char** argv, bool* eal_up) {
     lcores.resize(queues);
   }
 
-  uint32_t n_mbufs = opt.mbufs ? opt.mbufs : n_ports * queues * (kRxDesc + kTxDesc + 2 * kBurst) + 4096;
+  // Descriptors on every queue, a burst in flight each way, and the fragments a worker may hold
+  // for reassembly.
+  uint32_t held_fragments = opt.skip_defrag ? 0 : opt.frag_datagrams * defrag::kMaxFragments;
+  uint32_t n_mbufs =
+      opt.mbufs ? opt.mbufs : n_ports * queues * (kRxDesc + kTxDesc + 2 * kBurst) + queues * held_fragments + 4096;
   rte_mempool* pool = rte_pktmbuf_pool_create("imf_mbufs", n_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                               static_cast<int>(rte_socket_id()));
   if (!pool) return fail(std::string("cannot create mbuf pool: ") + rte_strerror(rte_errno));
@@ -266,7 +286,11 @@ int run(int argc, char** argv, bool* eal_up) {
 
   table::TableSet tables(opt.table_capacity, qsv);
   inspect::InspectConfig icfg;
-  icfg.ooo = opt.ooo;
+  icfg.midstream = opt.midstream;
+  icfg.timeouts = opt.timeouts;
+  icfg.tcp.validate = !opt.skip_tcp_validation;
+  icfg.tcp.retain_cap = opt.tcp_retain_kb << 10;
+  icfg.retain_store_bytes = size_t{opt.tcp_retain_mb} << 20;
   icfg.accounts = &accounts;
   icfg.digest_key = pol->digest_key ? &*pol->digest_key : nullptr;
 
@@ -280,6 +304,17 @@ int run(int argc, char** argv, bool* eal_up) {
     workers.back()->stop_after_rx = expected_packets;
     workers.back()->qsv = qsv;
     workers.back()->qsv_id = q;
+  }
+  if (opt.offline) {
+    // Offline, time is the capture's: net_pcap stamps each packet with it.
+    int offset;
+    uint64_t flag;
+    if (rte_mbuf_dyn_rx_timestamp_register(&offset, &flag) != 0) return fail("cannot register the RX timestamp field");
+    for (auto& w : workers) {
+      w->capture_time = true;
+      w->timestamp_offset = offset;
+      w->timestamp_flag = flag;
+    }
   }
   RunInfo run_info;
   run_info.flows_per_lcore = opt.flows_per_lcore;

@@ -2,6 +2,7 @@
 
 #include <getopt.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -30,14 +31,29 @@ const char* usage() {
          "  --summary-json FILE     final counters as JSON\n"
          "  --mqtt-ports LIST       TCP server ports decoded as MQTT (default 1883)\n"
          "  --flows N               flow-table capacity per worker lcore (default 65536)\n"
-         "  --flow-idle SEC         idle time before a flow is aged out (default 300)\n"
-         "  --ooo drop|bypass       segments ahead of sequence: drop (default) or stop inspecting\n"
+         "  --flow-idle SEC         idle time before an established flow is aged out, at least\n"
+         "                          (MQTT: longer when 1.5 x its keep-alive is; default 3600)\n"
+         "  --handshake-timeout SEC half-open connections aged out after SEC (default 30)\n"
+         "  --close-timeout SEC     closed connections (RST, FIN both ways) kept SEC (default 30)\n"
+         "  --midstream reset|drop|pass  data of connections first seen without a handshake:\n"
+         "                          RST both ends (default), drop it, or pass it uninspected\n"
+         "  --min-ttl N             raise the TTL/hop limit of forwarded inspected packets to N\n"
+         "                          (default 32; 0 leaves TTLs alone)\n"
+         "  --tcp-retain-kb N       unacknowledged inspected bytes one direction may hold (default 256)\n"
+         "  --tcp-retain-mb N       ... and one worker lcore in all (default 64)\n"
+         "  --frag-datagrams N      fragmented datagrams pending reassembly per worker (default 1024)\n"
+         "  --frag-timeout-ms N     an incomplete datagram is dropped after N ms (default 5000)\n"
+         "  --measure-without LIST  bench only: switch off stages (checksums, tcp-validation,\n"
+         "                          defrag) to measure their cost; each reopens an evasion\n"
          "  --stats-interval SEC    print counters every SEC seconds (default off)\n"
          "  --duration SEC          stop after SEC seconds (default: run until SIGINT/SIGTERM)\n"
          "  --mbufs N               packet buffers in the pool (default: sized for the queues; a\n"
          "                          net_pcap port with infinite_rx=1 also holds its whole capture)\n"
          "  --prebalanced-queues    one queue per worker even on ports without RSS: each RX queue\n"
          "                          must already carry whole flows (net_pcap with one rx_pcap each)\n"
+         "  --sides-on-one-port     both directions of a connection arrive on the same port (a\n"
+         "                          capture replayed into one port): turns off the check that\n"
+         "                          each side's packets arrive on that side's port\n"
          "  --agent-socket PATH     serve the control process (install rule sets, status, stats)\n"
          "  --state-dir DIR         start from the control process's active rule set in DIR\n"
          "  --table-capacity N      rows per table the control process may load (default 1048576)\n"
@@ -71,11 +87,20 @@ Result<Options> parse_options(int argc, char** argv) {
     kMqttPorts,
     kFlows,
     kFlowIdle,
-    kOoo,
+    kHandshakeTimeout,
+    kCloseTimeout,
+    kMidstream,
+    kMinTtl,
+    kTcpRetainKb,
+    kTcpRetainMb,
+    kFragDatagrams,
+    kFragTimeout,
+    kMeasureWithout,
     kStats,
     kDuration,
     kMbufs,
     kPrebalanced,
+    kSidesOnOnePort,
     kAgent,
     kStateDir,
     kTableCapacity,
@@ -99,11 +124,20 @@ Result<Options> parse_options(int argc, char** argv) {
       {"mqtt-ports", required_argument, nullptr, kMqttPorts},
       {"flows", required_argument, nullptr, kFlows},
       {"flow-idle", required_argument, nullptr, kFlowIdle},
-      {"ooo", required_argument, nullptr, kOoo},
+      {"handshake-timeout", required_argument, nullptr, kHandshakeTimeout},
+      {"close-timeout", required_argument, nullptr, kCloseTimeout},
+      {"midstream", required_argument, nullptr, kMidstream},
+      {"min-ttl", required_argument, nullptr, kMinTtl},
+      {"tcp-retain-kb", required_argument, nullptr, kTcpRetainKb},
+      {"tcp-retain-mb", required_argument, nullptr, kTcpRetainMb},
+      {"frag-datagrams", required_argument, nullptr, kFragDatagrams},
+      {"frag-timeout-ms", required_argument, nullptr, kFragTimeout},
+      {"measure-without", required_argument, nullptr, kMeasureWithout},
       {"stats-interval", required_argument, nullptr, kStats},
       {"duration", required_argument, nullptr, kDuration},
       {"mbufs", required_argument, nullptr, kMbufs},
       {"prebalanced-queues", no_argument, nullptr, kPrebalanced},
+      {"sides-on-one-port", no_argument, nullptr, kSidesOnOnePort},
       {"agent-socket", required_argument, nullptr, kAgent},
       {"state-dir", required_argument, nullptr, kStateDir},
       {"table-capacity", required_argument, nullptr, kTableCapacity},
@@ -152,18 +186,66 @@ Result<Options> parse_options(int argc, char** argv) {
           return make_error(std::string("--flows: '") + optarg + "' is not a number 2-1073741824");
         break;
       case kFlowIdle:
-        if (!parse_u32(optarg, 1, 86400 * 7, &o.flow_idle_sec))
+        if (!parse_u32(optarg, 1, 86400 * 7, &o.timeouts.idle_s))
           return make_error(std::string("--flow-idle: '") + optarg + "' is not a number of seconds 1-604800");
         break;
-      case kOoo:
-        if (std::strcmp(optarg, "drop") == 0) {
-          o.ooo = inspect::OooPolicy::kDrop;
-        } else if (std::strcmp(optarg, "bypass") == 0) {
-          o.ooo = inspect::OooPolicy::kBypass;
+      case kHandshakeTimeout:
+        if (!parse_u32(optarg, 1, 3600, &o.timeouts.handshake_s))
+          return make_error(std::string("--handshake-timeout: '") + optarg + "' is not a number of seconds 1-3600");
+        break;
+      case kCloseTimeout:
+        if (!parse_u32(optarg, 1, 3600, &o.timeouts.close_s))
+          return make_error(std::string("--close-timeout: '") + optarg + "' is not a number of seconds 1-3600");
+        break;
+      case kMidstream:
+        if (std::strcmp(optarg, "reset") == 0) {
+          o.midstream = inspect::MidstreamPolicy::kReset;
+        } else if (std::strcmp(optarg, "drop") == 0) {
+          o.midstream = inspect::MidstreamPolicy::kDrop;
+        } else if (std::strcmp(optarg, "pass") == 0) {
+          o.midstream = inspect::MidstreamPolicy::kPass;
         } else {
-          return make_error(std::string("--ooo: '") + optarg + "' is not 'drop' or 'bypass'");
+          return make_error(std::string("--midstream: '") + optarg + "' is not 'reset', 'drop' or 'pass'");
         }
         break;
+      case kMinTtl:
+        if (!parse_u32(optarg, 0, 255, &o.min_ttl))
+          return make_error(std::string("--min-ttl: '") + optarg + "' is not a TTL 0-255");
+        break;
+      case kTcpRetainKb:
+        if (!parse_u32(optarg, 4, 1u << 20, &o.tcp_retain_kb))
+          return make_error(std::string("--tcp-retain-kb: '") + optarg + "' is not a number of KiB 4-1048576");
+        break;
+      case kTcpRetainMb:
+        if (!parse_u32(optarg, 1, 1u << 16, &o.tcp_retain_mb))
+          return make_error(std::string("--tcp-retain-mb: '") + optarg + "' is not a number of MiB 1-65536");
+        break;
+      case kFragDatagrams:
+        if (!parse_u32(optarg, 16, 1u << 20, &o.frag_datagrams))
+          return make_error(std::string("--frag-datagrams: '") + optarg + "' is not a number 16-1048576");
+        break;
+      case kFragTimeout:
+        if (!parse_u32(optarg, 1, 60000, &o.frag_timeout_ms))
+          return make_error(std::string("--frag-timeout-ms: '") + optarg + "' is not a number of ms 1-60000");
+        break;
+      case kMeasureWithout: {
+        std::string list = optarg;
+        for (size_t pos = 0; pos <= list.size();) {
+          size_t comma = std::min(list.find(',', pos), list.size());
+          std::string stage = list.substr(pos, comma - pos);
+          if (stage == "checksums") {
+            o.skip_checksums = true;
+          } else if (stage == "tcp-validation") {
+            o.skip_tcp_validation = true;
+          } else if (stage == "defrag") {
+            o.skip_defrag = true;
+          } else {
+            return make_error("--measure-without: '" + stage + "' is not checksums, tcp-validation or defrag");
+          }
+          pos = comma + 1;
+        }
+        break;
+      }
       case kStats:
         if (!parse_u32(optarg, 0, 86400, &o.stats_interval_sec))
           return make_error(std::string("--stats-interval: '") + optarg + "' is not a number of seconds");
@@ -177,6 +259,7 @@ Result<Options> parse_options(int argc, char** argv) {
           return make_error(std::string("--mbufs: '") + optarg + "' is not a number 1024-1073741824");
         break;
       case kPrebalanced: o.prebalanced_queues = true; break;
+      case kSidesOnOnePort: o.sides_on_one_port = true; break;
       case kAgent: o.agent_socket = optarg; break;
       case kStateDir: o.state_dir = optarg; break;
       case kRulesMemory:

@@ -16,14 +16,24 @@ struct Options {
   std::string summary_json_path;
   std::vector<uint16_t> mqtt_ports{1883};
   uint32_t flows_per_lcore = 65536;
-  uint32_t flow_idle_sec = 300;
-  inspect::OooPolicy ooo = inspect::OooPolicy::kDrop;
+  inspect::FlowTimeouts timeouts;  // --flow-idle, --handshake-timeout, --close-timeout
+  inspect::MidstreamPolicy midstream = inspect::MidstreamPolicy::kReset;
+  uint32_t min_ttl = 32;           // 0: TTLs left alone
+  uint32_t tcp_retain_kb = 256;    // per direction
+  uint32_t tcp_retain_mb = 64;     // per worker lcore
+  uint32_t frag_datagrams = 1024;  // pending per worker lcore
+  uint32_t frag_timeout_ms = 5000;
+  // Stages switched off to measure their cost (bench/ only: each reopens what it closes).
+  bool skip_checksums = false;
+  bool skip_tcp_validation = false;
+  bool skip_defrag = false;
   uint32_t stats_interval_sec = 0;
   uint32_t duration_sec = 0;  // 0: until a signal
   uint32_t mbufs = 0;         // 0: sized for the queues
   bool prebalanced_queues = false;
-  std::string agent_socket;  // empty: no agent
-  std::string state_dir;     // the control process's state directory
+  bool sides_on_one_port = false;  // a capture replayed into one port carries both sides
+  std::string agent_socket;        // empty: no agent
+  std::string state_dir;           // the control process's state directory
   uint32_t table_capacity = 1u << 20;
   uint32_t rules_memory_mb = 0;  // 0: no limit
   // accounts and records

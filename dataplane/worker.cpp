@@ -5,7 +5,9 @@
 
 #include <algorithm>
 
+#include "action/normalize.h"
 #include "action/tcp_reset.h"
+#include "decode/checksum.h"
 #include "decode/packet.h"
 
 namespace imf::dp {
@@ -91,16 +93,53 @@ struct PacketPlan {
   PacketMeta m;
   flow::FlowKey key;
   uint64_t hash;
-  bool inspect;  // TCP to or from an inspected port
+  uint64_t now;   // the packet's time in ticks
+  bool inspect;   // TCP to or from an inspected port, checksums verified
+  bool drop;      // malformed: a receiver would discard it too
+  bool fragment;  // an IP fragment, for the reassembler
   bool to_server_port;
   bool from_a;
 };
 
-// Pass 1: decode, count the outcome, and for inspected TCP compute the flow key and prefetch its
-// hash bucket.
-void plan_packet(LcoreCtx& c, const rte_mbuf* mbuf, PacketPlan& p) {
+// The packet's time: the burst's, or offline its capture time (kept monotonic: flow ages are
+// differences of it).
+uint64_t packet_time(LcoreCtx& c, const rte_mbuf* mbuf, uint64_t burst_now) {
+  if (!c.capture_time || !(mbuf->ol_flags & c.timestamp_flag)) return c.capture_time ? c.capture_now : burst_now;
+  // net_pcap stamps the capture's time in microseconds (the field's unit is the driver's choice).
+  auto ns = static_cast<int64_t>(*RTE_MBUF_DYNFIELD(mbuf, c.timestamp_offset, const rte_mbuf_timestamp_t*)) * 1000;
+  if (c.capture_base_ns < 0) c.capture_base_ns = ns;
+  int64_t since = std::max<int64_t>(ns - c.capture_base_ns, 0);
+  auto t =
+      c.clock.base_tsc + static_cast<uint64_t>(static_cast<double>(since) * 1e-9 * static_cast<double>(c.clock.tsc_hz));
+  c.capture_now = std::max(c.capture_now, t);
+  return c.capture_now;
+}
+
+// Whether the checksums of an inspected packet hold: the NIC's verdict where it gave one, else
+// computed. A receiver discards a packet whose checksum fails, so its bytes must never be
+// inspected as if they had arrived (insertion).
+bool checksums_ok(LcoreCtx& c, uint64_t ol_flags, const uint8_t* frame, const PacketMeta& m) {
+  uint64_t ip = ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+  if (m.ip_version == 4 && ip != RTE_MBUF_F_RX_IP_CKSUM_GOOD &&
+      (ip == RTE_MBUF_F_RX_IP_CKSUM_BAD || !decode::ipv4_header_checksum_ok(frame, m))) {
+    c.counters.add(Counter::checksum_bad_ip);
+    return false;
+  }
+  uint64_t l4 = ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+  if (l4 != RTE_MBUF_F_RX_L4_CKSUM_GOOD && (l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD || !decode::l4_checksum_ok(frame, m))) {
+    c.counters.add(Counter::checksum_bad_l4);
+    return false;
+  }
+  return true;
+}
+
+// Decodes a frame and plans its judgement: for inspected TCP, verifies checksums and computes the
+// flow key. `ol_flags` carries the NIC's checksum verdicts (0: none).
+void plan_frame(LcoreCtx& c, const uint8_t* frame, uint32_t len, uint64_t ol_flags, PacketPlan& p) {
   p.inspect = false;
-  switch (decode::decode_packet(rte_pktmbuf_mtod(mbuf, const uint8_t*), rte_pktmbuf_data_len(mbuf), &p.m)) {
+  p.drop = false;
+  p.fragment = false;
+  switch (decode::decode_packet(frame, len, &p.m)) {
     case DecodeStatus::kOk:
       if (p.m.l4_proto != decode::kProtoTcp) return;
       p.to_server_port = (*c.inspected_ports)[p.m.dst_port];
@@ -108,16 +147,42 @@ void plan_packet(LcoreCtx& c, const rte_mbuf* mbuf, PacketPlan& p) {
         c.counters.add(Counter::tcp_uninspected);
         return;
       }
+      if (c.verify_checksums && !checksums_ok(c, ol_flags, frame, p.m)) {
+        p.drop = true;
+        return;
+      }
       p.inspect = true;
       p.key = flow::make_flow_key(p.m, &p.from_a);
       p.hash = flow::hash_flow_key(p.key);
-      c.flows->prefetch_bucket(p.hash);
       return;
     case DecodeStatus::kNonIp: c.counters.add(Counter::decode_non_ip); return;
-    case DecodeStatus::kTruncated: c.counters.add(Counter::decode_truncated); return;
-    case DecodeStatus::kBadHeader: c.counters.add(Counter::decode_bad_header); return;
-    case DecodeStatus::kFragment: c.counters.add(Counter::ip_fragments); return;
+    // An IP packet whose headers do not hold together is discarded by any receiver; forwarding
+    // it could only serve to desynchronize a filter.
+    case DecodeStatus::kTruncated:
+      c.counters.add(Counter::decode_truncated);
+      p.drop = true;
+      return;
+    case DecodeStatus::kBadHeader:
+      c.counters.add(Counter::decode_bad_header);
+      p.drop = true;
+      return;
+    case DecodeStatus::kFragment:
+      // Judged as a whole once reassembled (the reassembler counts it).
+      if (c.defrag) {
+        p.fragment = true;
+      } else {
+        c.counters.add(Counter::ip_fragments);
+      }
+      return;
   }
+}
+
+// Pass 1: decode, count the outcome, and for inspected TCP verify checksums, compute the flow
+// key and prefetch its hash bucket.
+void plan_packet(LcoreCtx& c, const rte_mbuf* mbuf, PacketPlan& p, uint64_t burst_now) {
+  p.now = packet_time(c, mbuf, burst_now);
+  plan_frame(c, rte_pktmbuf_mtod(mbuf, const uint8_t*), rte_pktmbuf_data_len(mbuf), mbuf->ol_flags, p);
+  if (p.inspect) c.flows->prefetch_bucket(p.hash);
 }
 
 // Pass 2: guess the flow's slot from its bucket and prefetch the entry and the flow's state.
@@ -129,35 +194,119 @@ void prefetch_flow(LcoreCtx& c, const PacketPlan& p) {
   c.inspector->prefetch(c.flow_state[slot], slot, p.m.payload_len > 0, p.to_server_port ? 0 : 1);
 }
 
-Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketPlan& p, uint64_t now) {
+// A connection not in the flow table: start tracking it, or judge it by --midstream.
+Verdict open_flow(LcoreCtx& c, const PacketPlan& p, uint8_t in_port, uint32_t* slot) {
   const PacketMeta& m = p.m;
-  uint32_t slot = c.flows->lookup(p.key, p.hash, now);
-  if (slot == flow::FlowTable::kNone) {
-    // Bare ACKs and FINs of unknown connections create no state (e.g. the last ACK after close).
-    if (m.payload_len == 0 && !(m.tcp_flags & decode::kTcpSyn)) return Verdict::kForward;
-    bool evicted;
-    slot = c.flows->insert(p.key, p.hash, now, &evicted);
-    c.counters.add(Counter::flows_created);
-    if (evicted) c.counters.add(Counter::flows_evicted);
-    c.inspector->init_flow(c.flow_state[slot], slot, m, p.from_a, p.to_server_port);
+  inspect::NewFlow what = c.inspector->classify_new(m);
+  switch (what) {
+    case inspect::NewFlow::kForward: return Verdict::kForward;
+    case inspect::NewFlow::kDrop: return Verdict::kDrop;
+    case inspect::NewFlow::kReset: return Verdict::kReset;
+    case inspect::NewFlow::kOpen:
+    case inspect::NewFlow::kOpenUninspected: break;
   }
-  EventSink sink{c, m, now};
-  bool close;
-  Verdict v = c.inspector->on_segment(c.flow_state[slot], slot, m, frame + m.payload_offset, p.from_a, sink, &close);
-  if (close) {
-    c.flows->remove(slot);
-    c.counters.add(Counter::flows_closed);
+  bool syn = what == inspect::NewFlow::kOpen;
+  uint8_t cls = syn ? inspect::FlowClassMap::kHalfOpen : c.inspector->classes().established(0);
+  bool evicted;
+  *slot = c.flows->insert(p.key, p.hash, p.now, cls, &evicted);
+  if (*slot == flow::FlowTable::kNone) {
+    c.counters.add(Counter::flows_refused);
+    return Verdict::kDrop;
+  }
+  c.counters.add(Counter::flows_created);
+  if (evicted) c.counters.add(Counter::flows_evicted);
+  inspect::FlowState& fs = c.flow_state[*slot];
+  if (syn) {
+    c.inspector->init_flow(fs, *slot, m, p.from_a, in_port);
+  } else {
+    c.inspector->init_uninspected(fs, m, p.from_a, p.to_server_port);
+  }
+  return Verdict::kForward;
+}
+
+Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketPlan& p, uint16_t in) {
+  const PacketMeta& m = p.m;
+  uint8_t in_port = c.n_ports > 1 && !c.sides_on_one_port ? static_cast<uint8_t>(in) : stream::kAnyPort;
+  uint32_t slot = c.flows->lookup(p.key, p.hash, p.now);
+  if (slot == flow::FlowTable::kNone) {
+    Verdict v = open_flow(c, p, in_port, &slot);
+    if (slot == flow::FlowTable::kNone) return v;
+  }
+  EventSink sink{c, m, p.now};
+  uint8_t cls;
+  Verdict v =
+      c.inspector->on_segment(c.flow_state[slot], slot, m, frame + m.payload_offset, p.from_a, in_port, sink, &cls);
+  if (cls != c.flows->flow_class(slot)) {
+    if (cls == inspect::FlowClassMap::kClosing) c.counters.add(Counter::flows_closed);
+    c.flows->set_class(slot, cls);
   }
   return v;
 }
 
-// Pass 3: judge and act. Returns 1 if the packet was queued to go on, 0 if it was dropped.
-unsigned judge_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, const PacketPlan& p, uint64_t now) {
-  const auto* frame = rte_pktmbuf_mtod(mbuf, const uint8_t*);
-  Verdict v = p.inspect ? inspect_tcp(c, frame, p, now) : Verdict::kForward;
+// What reaches the server must be what was judged: past every hop a TTL could expire on, and
+// with no byte taken out of band.
+void normalize(LcoreCtx& c, uint8_t* frame, const PacketMeta& m) {
+  if (action::raise_ttl(frame, m, c.min_ttl)) c.counters.add(Counter::ttl_raised);
+  if (action::clear_urgent(frame, m)) c.counters.add(Counter::tcp_urgent_cleared);
+}
+
+// A complete datagram: judged as one packet, then its original fragments all go on or all are
+// dropped. Returns how many were queued to go on.
+unsigned judge_datagram(LcoreCtx& c, uint16_t in, const defrag::Datagram& dg, uint64_t now) {
+  PacketPlan p;
+  p.now = now;
+  plan_frame(c, dg.frame, dg.len, 0, p);
+  Verdict v = p.drop ? Verdict::kDrop : p.inspect ? inspect_tcp(c, dg.frame, p, in) : Verdict::kForward;
+  // The urgent pointer lives in one fragment only; a fragmented segment with urgent data is not
+  // worth rewriting (TCP does not fragment): it is dropped.
+  if (v == Verdict::kForward && p.inspect && (p.m.tcp_flags & decode::kTcpUrg)) {
+    c.counters.add(Counter::tcp_invalid);
+    v = Verdict::kDrop;
+  }
+  uint16_t out = c.peer[in];
+  if (v == Verdict::kReset) send_resets(c, in, out, dg.frame, p.m);
+  for (uint8_t i = 0; i < dg.n_fragments; ++i) {
+    if (v == Verdict::kForward) {
+      rte_mbuf* f = dg.fragments[i];
+      if (p.inspect) {
+        PacketMeta fm;
+        auto* frame = rte_pktmbuf_mtod(f, uint8_t*);
+        decode::decode_packet(frame, rte_pktmbuf_data_len(f), &fm);  // kFragment: its IP header only
+        normalize(c, frame, fm);
+      }
+      rte_eth_tx_buffer(out, c.queue, c.tx[out], f);
+      c.counters.add(Counter::forwarded);
+    } else {
+      rte_pktmbuf_free(dg.fragments[i]);
+      c.counters.add(Counter::dropped);
+    }
+  }
+  return v == Verdict::kForward ? dg.n_fragments : 0;
+}
+
+// Expires idle flows and incomplete datagrams, at most every aging_ticks of `clock`.
+void age(LcoreCtx& c, uint64_t clock) {
+  if (clock - c.last_aging <= c.aging_ticks) return;
+  uint32_t aged = c.flows->expire(clock, 64, [&c](uint32_t slot) { c.inspector->release_flow(c.flow_state[slot]); });
+  if (aged) c.counters.add(Counter::flows_aged, aged);
+  if (c.defrag) c.defrag->expire(clock);
+  c.last_aging = clock;
+}
+
+// Pass 3: judge and act. Returns how many packets were queued to go on.
+unsigned judge_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, const PacketPlan& p) {
+  if (c.capture_time) age(c, p.now);  // a pause inside one burst of a capture is still a pause
+  if (p.fragment) {
+    defrag::Datagram dg;
+    if (c.defrag->add(mbuf, p.m, p.now, &dg) != defrag::AddResult::kComplete) return 0;  // held or dropped
+    return judge_datagram(c, in, dg, p.now);
+  }
+  auto* frame = rte_pktmbuf_mtod(mbuf, uint8_t*);
+  Verdict v = p.drop ? Verdict::kDrop : p.inspect ? inspect_tcp(c, frame, p, in) : Verdict::kForward;
   uint16_t out = c.peer[in];
   switch (v) {
     case Verdict::kForward:
+      if (p.inspect) normalize(c, frame, p.m);
       rte_eth_tx_buffer(out, c.queue, c.tx[out], mbuf);
       c.counters.add(Counter::forwarded);
       return 1;
@@ -177,13 +326,13 @@ unsigned process_burst(LcoreCtx& c, uint16_t in, rte_mbuf** pkts, uint16_t n, ui
   for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   for (uint16_t i = 0; i < n; ++i) {
     if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
-    plan_packet(c, pkts[i], plan[i]);
+    plan_packet(c, pkts[i], plan[i], now);
   }
   for (uint16_t i = 0; i < n; ++i) {
     if (plan[i].inspect) prefetch_flow(c, plan[i]);
   }
   unsigned sent = 0;
-  for (uint16_t i = 0; i < n; ++i) sent += judge_packet(c, in, pkts[i], plan[i], now);
+  for (uint16_t i = 0; i < n; ++i) sent += judge_packet(c, in, pkts[i], plan[i]);
   return sent;
 }
 
@@ -233,7 +382,8 @@ int worker_main(void* arg) {
     rte_rcu_qsbr_thread_online(c.qsv, c.qsv_id);
   }
   c.loop_start_tsc = rte_rdtsc();
-  uint64_t last_aging = c.loop_start_tsc;
+  if (c.capture_time) c.capture_now = c.clock.base_tsc;
+  c.last_aging = c.capture_time ? c.capture_now : c.loop_start_tsc;
   const double ns_per_tsc = c.clock.tsc_hz ? 1e9 / static_cast<double>(c.clock.tsc_hz) : 0;
 
   while (!c.stop->load(std::memory_order_relaxed)) {
@@ -243,12 +393,8 @@ int worker_main(void* arg) {
     take_pending_engine(c);
     c.inspector->set_now(c.clock.base_realtime_ns + static_cast<int64_t>((now - c.clock.base_tsc) * ns_per_tsc));
 
-    /* Flow aging, every aging_ticks (~100 us). */
-    if (now - last_aging > c.aging_ticks) {
-      uint32_t aged = c.flows->expire(now, 64, [](uint32_t) {});
-      if (aged) c.counters.add(Counter::flows_aged, aged);
-      last_aging = now;
-    }
+    /* Flow and fragment aging, every aging_ticks (~100 us); offline per packet, by capture time. */
+    if (!c.capture_time) age(c, now);
 
     /* RX a burst from each port and judge it. */
     unsigned sent = 0;

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "common/result.h"
+#include "defrag/reassembler.h"
 #include "flow/flow_table.h"
 #include "inspect/inspector.h"
 #include "match/matcher.h"
@@ -51,7 +52,18 @@ struct alignas(64) LcoreCtx {
   rte_eth_dev_tx_buffer* tx[kMaxPorts] = {};
   rte_mempool* pool = nullptr;  // for generated RST segments
   const PortSet* inspected_ports = nullptr;
-  uint64_t aging_ticks = 0;    // flow aging period
+  bool sides_on_one_port = false;  // both sides arrive on one port: connections' sides not checked by port
+  uint8_t min_ttl = 0;             // forwarded inspected packets leave with at least this TTL (0: off)
+  bool verify_checksums = true;    // false only to measure the stage (--measure-without checksums)
+  // Offline: time is the capture's (net_pcap's RX timestamps), so idle times and timeouts follow
+  // the recorded traffic, not how fast it is replayed.
+  bool capture_time = false;
+  int timestamp_offset = -1;  // the mbuf timestamp dynfield
+  uint64_t timestamp_flag = 0;
+  int64_t capture_base_ns = -1;  // the first packet's capture time
+  uint64_t capture_now = 0;      // ticks of the latest packet's capture time
+  uint64_t aging_ticks = 0;      // flow aging period
+  uint64_t last_aging = 0;
   uint64_t stop_after_rx = 0;  // offline mode: stop once this many packets were received
   const std::atomic<bool>* stop = nullptr;
   // Grace periods for tables (and anything else freed under RCU): the lcore reports a quiescent
@@ -63,6 +75,7 @@ struct alignas(64) LcoreCtx {
   std::unique_ptr<flow::FlowTable> flows;
   std::unique_ptr<inspect::FlowState[]> flow_state;  // indexed by flow slot
   std::unique_ptr<inspect::Inspector> inspector;
+  std::unique_ptr<defrag::Reassembler> defrag;  // null: fragments pass uninspected (measurement only)
   std::unique_ptr<record::EventRing> events;
 
   // Rule-set swap without locks: the installer stores a complete Engine in `pending` (release);

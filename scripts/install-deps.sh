@@ -8,8 +8,10 @@ PKGS=(
   meson ninja-build pkg-config g++ clang-format clang-tidy
   libdpdk-dev libhyperscan-dev libspdlog-dev libfmt-dev libgtest-dev libpcap-dev
   libpcre2-dev libbpf-dev libxdp-dev libssl-dev
+  # fuzzing: libFuzzer and the sanitizers' runtime come with Debian's clang
+  clang libclang-rt-14-dev llvm
   # live tests and capture tooling
-  iproute2 ethtool procps mosquitto mosquitto-clients tcpdump tshark python3-scapy
+  iproute2 ethtool procps nftables mosquitto mosquitto-clients tcpdump tshark python3-scapy
   # benchmark: human-written text corpus for synthesized messages, plots
   fortunes gnuplot-nox
 )

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "decode/checksum.h"
+
 namespace imf::dp::action {
 
 namespace {
@@ -13,16 +15,6 @@ void put16(uint8_t* p, uint16_t v) {
 void put32(uint8_t* p, uint32_t v) {
   put16(p, static_cast<uint16_t>(v >> 16));
   put16(p + 2, static_cast<uint16_t>(v));
-}
-
-uint32_t sum16(const uint8_t* p, uint32_t n, uint32_t acc) {
-  for (uint32_t i = 0; i + 1 < n; i += 2) acc += uint32_t{p[i]} << 8 | p[i + 1];
-  if (n & 1) acc += uint32_t{p[n - 1]} << 8;
-  return acc;
-}
-uint16_t fold(uint32_t acc) {
-  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
-  return static_cast<uint16_t>(~acc);
 }
 
 }  // namespace
@@ -52,7 +44,7 @@ uint16_t build_reset(const uint8_t* frame, const decode::PacketMeta& m, ResetTar
     ip[9] = kProtoTcp;
     std::memcpy(ip + 12, src, 4);
     std::memcpy(ip + 16, dst, 4);
-    put16(ip + 10, fold(sum16(ip, 20, 0)));
+    put16(ip + 10, static_cast<uint16_t>(~decode::checksum_fold(decode::checksum_add(ip, 20, 0))));
   } else {
     std::memset(ip, 0, 40);
     ip[0] = 0x60;
@@ -80,10 +72,11 @@ uint16_t build_reset(const uint8_t* frame, const decode::PacketMeta& m, ResetTar
   tcp[12] = 5 << 4;
 
   // Pseudo-header: addresses, protocol, TCP length.
-  uint32_t acc = sum16(src, static_cast<uint32_t>(ip_len), 0);
-  acc = sum16(dst, static_cast<uint32_t>(ip_len), acc);
-  acc += kProtoTcp + 20;
-  put16(tcp + 16, fold(sum16(tcp, 20, acc)));
+  const uint8_t proto_and_length[8] = {0, 0, 0, kProtoTcp, 0, 0, 0, 20};
+  uint64_t acc = decode::checksum_add(src, static_cast<uint32_t>(ip_len), 0);
+  acc = decode::checksum_add(dst, static_cast<uint32_t>(ip_len), acc);
+  acc = decode::checksum_add(proto_and_length, sizeof(proto_and_length), acc);
+  put16(tcp + 16, static_cast<uint16_t>(~decode::checksum_fold(decode::checksum_add(tcp, 20, acc))));
   return static_cast<uint16_t>(l3 + ip_hdr + 20);
 }
 

@@ -53,21 +53,27 @@ uint64_t hash_flow_key(const FlowKey& k) {
   return h;
 }
 
-Result<std::unique_ptr<FlowTable>> FlowTable::create(uint32_t capacity, uint64_t idle_ticks,
+Result<std::unique_ptr<FlowTable>> FlowTable::create(uint32_t capacity, const std::vector<FlowClass>& classes,
                                                      uint64_t lru_refresh_ticks) {
   if (capacity < 2 || capacity > (1u << 30)) return make_error("flow capacity must be 2..2^30");
+  if (classes.empty() || classes.size() > kMaxClasses) return make_error("flow classes must be 1..16");
   uint32_t buckets = 1;
   while (buckets < capacity * 2u) buckets <<= 1;  // load factor <= 0.5 keeps probes short
-  return std::unique_ptr<FlowTable>(new FlowTable(capacity, buckets - 1, idle_ticks, lru_refresh_ticks));
+  return std::unique_ptr<FlowTable>(new FlowTable(capacity, buckets - 1, classes, lru_refresh_ticks));
 }
 
-FlowTable::FlowTable(uint32_t capacity, uint32_t bucket_mask, uint64_t idle_ticks, uint64_t lru_refresh_ticks)
+FlowTable::FlowTable(uint32_t capacity, uint32_t bucket_mask, const std::vector<FlowClass>& classes,
+                     uint64_t lru_refresh_ticks)
     : capacity_(capacity),
       bucket_mask_(bucket_mask),
-      idle_ticks_(idle_ticks),
       lru_refresh_ticks_(lru_refresh_ticks),
+      n_classes_(static_cast<uint8_t>(classes.size())),
       entries_(new Entry[capacity]),
       buckets_(new Bucket[bucket_mask + 1]) {
+  for (uint8_t c = 0; c < n_classes_; ++c) {
+    classes_[c] = classes[c];
+    lru_head_[c] = lru_tail_[c] = kNone;
+  }
   for (uint32_t i = 0; i <= bucket_mask_; ++i) buckets_[i] = {kNone, 0};
   for (uint32_t i = 0; i < capacity_; ++i) entries_[i].next = i + 1 < capacity_ ? i + 1 : kNone;
   free_head_ = 0;
@@ -104,7 +110,7 @@ uint32_t FlowTable::lookup(const FlowKey& key, uint64_t hash, uint64_t now) {
   // once per refresh period. The list stays ordered by lru_stamp, and last_used is never more
   // than the period past it, which bounds how late expire() and eviction can be.
   if (now - e.lru_stamp >= lru_refresh_ticks_) {
-    if (lru_tail_ != slot) {
+    if (lru_tail_[e.cls] != slot) {
       lru_unlink(slot);
       lru_push_tail(slot);
     }
@@ -113,11 +119,32 @@ uint32_t FlowTable::lookup(const FlowKey& key, uint64_t hash, uint64_t now) {
   return slot;
 }
 
-uint32_t FlowTable::insert(const FlowKey& key, uint64_t hash, uint64_t now, bool* evicted) {
+uint32_t FlowTable::oldest(uint8_t c, uint64_t now) {
+  // A few heads may have been used since they last moved; settle them so the answer is the flow
+  // really least recently used (bounded: each settle moves one flow to the tail).
+  for (int i = 0; i < 8 && lru_head_[c] != kNone && settle_head(lru_head_[c], now); ++i) {
+  }
+  return lru_head_[c];
+}
+
+uint32_t FlowTable::victim(uint8_t cls, uint64_t now) {
+  if (classes_[cls].max_flows && count_[cls] >= classes_[cls].max_flows) return oldest(cls, now);
+  if (free_head_ != kNone) return kNone;
+  for (uint8_t c = 0; c < n_classes_; ++c) {
+    uint32_t slot = oldest(c, now);
+    if (slot != kNone && now - entries_[slot].last_used >= classes_[c].evict_idle_ticks) return slot;
+  }
+  return kNone;
+}
+
+uint32_t FlowTable::insert(const FlowKey& key, uint64_t hash, uint64_t now, uint8_t cls, bool* evicted) {
   *evicted = false;
-  if (free_head_ == kNone) {
-    remove_slot(lru_head_);
+  uint32_t gone = victim(cls, now);
+  if (gone != kNone) {
+    remove_slot(gone);
     *evicted = true;
+  } else if (free_head_ == kNone) {
+    return kNone;
   }
   uint32_t slot = free_head_;
   free_head_ = entries_[slot].next;
@@ -126,6 +153,7 @@ uint32_t FlowTable::insert(const FlowKey& key, uint64_t hash, uint64_t now, bool
   e.hash = hash;
   e.last_used = now;
   e.lru_stamp = now;
+  e.cls = cls;
   uint32_t b = static_cast<uint32_t>(hash) & bucket_mask_;
   while (buckets_[b].slot != kNone) b = (b + 1) & bucket_mask_;
   buckets_[b] = {slot, static_cast<uint32_t>(hash >> 32)};
@@ -133,6 +161,14 @@ uint32_t FlowTable::insert(const FlowKey& key, uint64_t hash, uint64_t now, bool
   lru_push_tail(slot);
   ++size_;
   return slot;
+}
+
+void FlowTable::set_class(uint32_t slot, uint8_t cls) {
+  Entry& e = entries_[slot];
+  if (e.cls == cls) return;
+  lru_unlink(slot);
+  e.cls = cls;
+  lru_push_tail(slot);
 }
 
 void FlowTable::remove(uint32_t slot) { remove_slot(slot); }
@@ -162,22 +198,25 @@ void FlowTable::lru_unlink(uint32_t slot) {
   if (e.prev != kNone)
     entries_[e.prev].next = e.next;
   else
-    lru_head_ = e.next;
+    lru_head_[e.cls] = e.next;
   if (e.next != kNone)
     entries_[e.next].prev = e.prev;
   else
-    lru_tail_ = e.prev;
+    lru_tail_[e.cls] = e.prev;
+  --count_[e.cls];
 }
 
 void FlowTable::lru_push_tail(uint32_t slot) {
   Entry& e = entries_[slot];
-  e.prev = lru_tail_;
+  uint32_t& tail = lru_tail_[e.cls];
+  e.prev = tail;
   e.next = kNone;
-  if (lru_tail_ != kNone)
-    entries_[lru_tail_].next = slot;
+  if (tail != kNone)
+    entries_[tail].next = slot;
   else
-    lru_head_ = slot;
-  lru_tail_ = slot;
+    lru_head_[e.cls] = slot;
+  tail = slot;
+  ++count_[e.cls];
 }
 
 }  // namespace imf::dp::flow

@@ -1,12 +1,12 @@
-// Per-flow inspection of inspected TCP ports: in-order byte tracking, MQTT decoding and
-// streaming rule matching, ending in a verdict for each segment.
+// Per-flow inspection of inspected TCP ports: TCP as the end hosts see it (stream/tcp_stream.h),
+// MQTT decoding and streaming rule matching, ending in a verdict for each segment.
 //
-// TCP policy (documented in README "Inspection policy"):
-//  - bytes are decoded strictly in sequence order; a segment ahead of the expected sequence
-//    number is dropped (--ooo drop, the default: the sender retransmits, and inspection never
-//    loses sync) or ends inspection of the flow (--ooo bypass);
-//  - bytes already seen (retransmissions) are forwarded and not decoded again;
-//  - a connection first seen without its handshake is passed uninspected and counted;
+// Connection policy (README "Inspection policy", docs/evasion.md):
+//  - a connection is inspected from its client's SYN; the bytes a receiver can accept are exactly
+//    the bytes inspected (the tracker drops what would break that);
+//  - a connection first seen without its handshake (after a restart, an eviction, or a forged
+//    mid-stream segment) follows --midstream: reset (default: both ends get an RST, the client
+//    reconnects and is inspected), drop, or pass (forwarded uninspected);
 //  - an MQTT protocol violation resets the connection, as the broker itself would.
 //
 // Account policy (issue 5): a client's CONNECT names its account (username, else client id),
@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "decode/packet.h"
+#include "inspect/flow_classes.h"
 #include "inspect/measure.h"
 #include "match/matcher.h"
 #include "policy/account_table.h"
@@ -31,6 +32,7 @@
 #include "proto/mqtt.h"
 #include "records/digest.h"
 #include "stats/counters.h"
+#include "stream/tcp_stream.h"
 
 namespace imf::dp::inspect {
 
@@ -40,17 +42,25 @@ enum class Verdict : uint8_t {
   kReset,    // drop this segment, block the flow, send RST to both ends
 };
 
-enum class OooPolicy : uint8_t { kDrop, kBypass };
+// What to do with a connection first seen without its handshake.
+enum class MidstreamPolicy : uint8_t { kReset, kDrop, kPass };
+
+// What a packet of a connection not in the flow table leads to.
+enum class NewFlow : uint8_t {
+  kOpen,             // a client SYN: add the flow, init_flow(), then on_segment()
+  kOpenUninspected,  // mid-stream data under --midstream pass: add it, init_uninspected()
+  kForward,          // no state needed (a bare ACK, FIN or RST of a connection not tracked)
+  kDrop,             // mid-stream data under --midstream drop
+  kReset,            // mid-stream data under --midstream reset: RST both ends, drop it
+};
 
 using imf::policy::AccountState;
 
-// Fields a segment touches come first, in the state's first cache line (Inspector::prefetch
-// fetches it); what only a message's start, end or a record reads follows.
+// One direction's message state. Fields a segment touches come first, in the state's first
+// cache line (Inspector::prefetch fetches it); what only a message's start, end or a record
+// reads follows.
 struct alignas(64) DirState {
   static constexpr uint32_t kTopicCap = 128;
-  uint32_t next_seq = 0;
-  bool seq_known = false;
-  bool fin_seen = false;
   bool topic_truncated = false;
   bool body_started = false;    // the message's account measure and any-body rules were judged
   bool record_message = false;  // warned sender: record the message when it ends
@@ -73,18 +83,22 @@ struct AccountRef {
   policy::AccountKey key{};
 };
 
-// Per packet a flow costs two cache lines: this first one and its direction's first.
 struct alignas(64) FlowState {
   bool client_is_a = true;  // which end of the canonical flow key opened the connection
   bool blocked = false;
-  bool uninspected = false;  // mid-stream pickup or bypassed: forward without decoding
+  bool uninspected = false;  // picked up mid-stream under --midstream pass: forward without decoding
+  uint32_t keepalive_s = 0;  // how long the server keeps the connection through silence (0: unknown)
   AccountRef account;
+  stream::TcpConn tcp;
   DirState dir[2];             // [0] client -> server, [1] server -> client
   proto::MqttSession session;  // read at CONNECT and for records
 };
 
 struct InspectConfig {
-  OooPolicy ooo = OooPolicy::kDrop;
+  MidstreamPolicy midstream = MidstreamPolicy::kReset;
+  stream::TrackerConfig tcp;
+  size_t retain_store_bytes = size_t{16} << 20;  // unacknowledged bytes this lcore may hold in all
+  FlowTimeouts timeouts;
   uint32_t max_mqtt_packet = proto::kMqttMaxRemaining;
   const policy::AccountTable* accounts = nullptr;     // null: every account unknown
   const records::HmacKeyState* digest_key = nullptr;  // null: bodies are not digested
@@ -107,7 +121,11 @@ struct Hit {
 class Inspector {
  public:
   Inspector(const InspectConfig& cfg, match::Matcher& matcher, match::StreamPool& streams, Counters& counters)
-      : cfg_(cfg), counters_(counters) {
+      : cfg_(cfg),
+        counters_(counters),
+        classes_(cfg.timeouts),
+        store_(std::move(stream::ByteStore::create(cfg.retain_store_bytes).value())),
+        tcp_(cfg.tcp, *store_, counters) {
     use(matcher, streams);
   }
 
@@ -122,15 +140,23 @@ class Inspector {
   // The wall clock (unix ns) measures are judged at; set once per burst. Owning lcore only.
   void set_now(int64_t unix_ns) { now_ns_ = unix_ns; }
 
-  // Prepares a fresh flow state in `slot` for the packet that created it. `to_server_port` tells
-  // whether that packet's destination port is an inspected server port. Owning lcore only.
-  void init_flow(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, bool from_a, bool to_server_port);
+  // What a segment of a connection without flow state leads to (counted). Owning lcore only.
+  NewFlow classify_new(const decode::PacketMeta& m) const;
+
+  // Prepares a fresh flow state in `slot` for the client SYN `m` that created it, arrived on
+  // `in_port` (stream::kAnyPort with one port). Owning lcore only.
+  void init_flow(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, bool from_a, uint8_t in_port);
+  // Prepares a flow picked up mid-stream under --midstream pass: forwarded, never decoded.
+  void init_uninspected(FlowState& fs, const decode::PacketMeta& m, bool from_a, bool to_server_port);
+  // Frees what the flow holds beyond its slot (retained bytes); before it leaves the table.
+  void release_flow(FlowState& fs) { tcp_.release(fs.tcp); }
 
   // Prefetches what on_segment() will touch of the flow in `slot`: its state and, for a segment
   // with payload, the Hyperscan stream state of direction `dir` (0 client -> server; a guess from
   // the ports is fine). Owning lcore only.
   void prefetch(const FlowState& fs, uint32_t slot, bool has_payload, uint8_t dir) const {
     __builtin_prefetch(&fs);
+    __builtin_prefetch(&fs.tcp.end[dir]);
     __builtin_prefetch(&fs.dir[dir]);
     if (has_payload) {
       const char* stream = reinterpret_cast<const char*>(streams_->get(slot * 2 + dir));
@@ -138,19 +164,28 @@ class Inspector {
     }
   }
 
-  // Judges one segment of an inspected flow; `payload` points at m.payload_len bytes.
-  // sink.on_hit(const Hit&) is called for every rule hit, in order, before this returns.
-  // Sets *close when the connection ended (RST, or FIN both ways) so the caller can free it.
-  // A client SYN that starts a new connection on a tracked flow resets the flow first.
+  // Judges one segment of a tracked flow, arrived on `in_port`; `payload` points at m.payload_len
+  // bytes. sink.on_hit(const Hit&) is called for every rule hit, in order, before this returns.
+  // *flow_class is the flow-table class the flow belongs in after this segment.
   template <typename HitSink>
   Verdict on_segment(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, const uint8_t* payload, bool from_a,
-                     HitSink& sink, bool* close);
+                     uint8_t in_port, HitSink& sink, uint8_t* flow_class);
+
+  const FlowClassMap& classes() const { return classes_; }
+  const stream::ByteStore& store() const { return *store_; }
 
  private:
   template <typename HitSink>
   struct DecodeSink;
 
-  static bool starts_new_connection(const FlowState& fs, const decode::PacketMeta& m, bool from_a);
+  // Protocol, account and scan state of a flow back to a new connection's (the TCP state is
+  // the tracker's).
+  void reset_messages(FlowState& fs, uint32_t slot);
+  uint8_t class_of(const FlowState& fs) const {
+    if (fs.tcp.state == stream::ConnState::kSynSent) return FlowClassMap::kHalfOpen;
+    if (fs.tcp.state == stream::ConnState::kClosing) return FlowClassMap::kClosing;
+    return classes_.established(fs.keepalive_s);
+  }
 
   // The live table entry of the flow's account, or null (no account, or not in the table).
   // Re-looks-up the position when the table's epoch moved (a delete or a reload).
@@ -170,6 +205,9 @@ class Inspector {
   match::StreamPool* streams_;
   Counters& counters_;
   size_t stream_prefetch_bytes_;  // of a stream's state, enough for a scan's first touches
+  FlowClassMap classes_;
+  std::unique_ptr<stream::ByteStore> store_;
+  stream::TcpTracker tcp_;
 };
 
 // Adapts MQTT decoder callbacks to account measures and scans; collects the verdict.
@@ -228,6 +266,8 @@ struct Inspector::DecodeSink {
   // A client's CONNECT: look its account up once and judge the connection by its measure.
   bool on_connect(const proto::MqttSession& s) {
     ins.counters_.add(Counter::mqtt_connects);
+    // The broker closes a connection silent for 1.5 x its keep-alive (MQTT 3.1.1 3.1.2.10).
+    if (dir_index == 0 && s.keepalive_s) fs.keepalive_s = s.keepalive_s + s.keepalive_s / 2 + 1;
     if (s.account_truncated) ins.counters_.add(Counter::mqtt_field_truncated);
     if (dir_index != 0) return true;
     AccountRef& a = fs.account;
@@ -344,31 +384,38 @@ struct Inspector::DecodeSink {
   }
 };
 
-// A client SYN on a flow that was blocked, closing, or has already seen another initial sequence
-// number is a new connection on the same addresses (e.g. a reconnect after our RST): judge it
-// afresh. Only a retransmission of the flow's own SYN keeps the state.
-inline bool Inspector::starts_new_connection(const FlowState& fs, const decode::PacketMeta& m, bool from_a) {
-  bool fresh = !fs.blocked && !fs.dir[0].seq_known && !fs.dir[1].seq_known;
-  if (fresh) return false;
-  const DirState& client = fs.dir[0];
-  bool same_syn = from_a == fs.client_is_a && client.seq_known && !client.fin_seen && m.seq + 1 == client.next_seq;
-  return fs.blocked || !same_syn;
-}
-
 template <typename HitSink>
 Verdict Inspector::on_segment(FlowState& fs, uint32_t slot, const decode::PacketMeta& m, const uint8_t* payload,
-                              bool from_a, HitSink& sink, bool* close) {
+                              bool from_a, uint8_t in_port, HitSink& sink, uint8_t* flow_class) {
   using namespace decode;
-  *close = false;
-  if ((m.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn && starts_new_connection(fs, m, from_a)) {
-    init_flow(fs, slot, m, from_a, false);
-    counters_.add(Counter::flows_restarted);
+  uint8_t di = from_a == fs.client_is_a ? 0 : 1;
+  *flow_class = class_of(fs);
+  if (fs.uninspected) {
+    if (m.tcp_flags & (kTcpRst | kTcpFin)) *flow_class = FlowClassMap::kClosing;
+    return Verdict::kForward;
   }
-  if (fs.blocked) {
+  // A blocked flow passes nothing but the handshake of a new connection on the same addresses,
+  // which the tracker lets restart the flow once the server accepts it.
+  if (fs.blocked && !(m.tcp_flags & kTcpSyn)) {
     counters_.add(Counter::blocked_flow_drops);
     return Verdict::kDrop;
   }
-  uint8_t di = from_a == fs.client_is_a ? 0 : 1;
+  stream::SegmentPlan plan = tcp_.track(fs.tcp, di, m, payload, in_port);
+  if (plan.action == stream::SegmentAction::kDrop) {
+    if (fs.blocked) counters_.add(Counter::blocked_flow_drops);
+    return Verdict::kDrop;
+  }
+  if (plan.action == stream::SegmentAction::kRestart) {
+    reset_messages(fs, slot);
+    counters_.add(Counter::flows_restarted);
+  }
+  *flow_class = class_of(fs);
+  if (fs.blocked) {
+    // A new connection's SYN waiting for the server, or a repeat of the old handshake.
+    if (plan.new_len == 0) return Verdict::kForward;
+    counters_.add(Counter::blocked_flow_drops);
+    return Verdict::kDrop;
+  }
   DirState& d = fs.dir[di];
   // A shut-down account loses every connection, on the connection's next packet either way.
   if (policy::AccountEntry* e = account_entry(fs.account); e) {
@@ -382,63 +429,16 @@ Verdict Inspector::on_segment(FlowState& fs, uint32_t slot, const decode::Packet
       return Verdict::kReset;
     }
   }
-  uint8_t flags = m.tcp_flags;
-  if (flags & kTcpRst) {
-    *close = true;
-    return Verdict::kForward;
+  if (plan.new_len == 0) return Verdict::kForward;
+  DecodeSink<HitSink> ds{*this, fs, d, di, streams_->get(slot * 2 + di), sink};
+  proto::FeedResult fr = d.decoder.feed(payload + plan.new_offset, plan.new_len, di == 0, fs.session, ds);
+  if (fr == proto::FeedResult::kError) {
+    counters_.add(Counter::mqtt_malformed);
+    ds.verdict = Verdict::kReset;
   }
-  uint32_t seq = m.seq;
-  if (flags & kTcpSyn) {
-    d.next_seq = ++seq;  // data on a SYN (TCP Fast Open) starts after it and is decoded too
-    d.seq_known = true;
-    if (m.payload_len == 0 || fs.uninspected) return Verdict::kForward;
-  }
-  if (fs.uninspected) {
-    if (flags & kTcpFin) d.fin_seen = true;
-    *close = fs.dir[0].fin_seen && fs.dir[1].fin_seen;
-    return Verdict::kForward;
-  }
-  if (!d.seq_known) {  // handshake seen but not this side's SYN (asymmetric capture): start here
-    d.next_seq = m.seq;
-    d.seq_known = true;
-  }
-
-  uint32_t len = m.payload_len;
-  auto diff = static_cast<int32_t>(seq - d.next_seq);
-  if (diff > 0) {
-    counters_.add(Counter::tcp_out_of_order);
-    if (cfg_.ooo == OooPolicy::kDrop) return Verdict::kDrop;
-    fs.uninspected = true;
-    counters_.add(Counter::flows_bypassed);
-    return Verdict::kForward;
-  }
-  uint32_t already = static_cast<uint32_t>(-diff);
-  if (len > 0 && already >= len) {
-    counters_.add(Counter::tcp_retransmits);
-    return Verdict::kForward;
-  }
-
-  Verdict v = Verdict::kForward;
-  if (len > already) {
-    DecodeSink<HitSink> ds{*this, fs, d, di, streams_->get(slot * 2 + di), sink};
-    proto::FeedResult fr = d.decoder.feed(payload + already, len - already, di == 0, fs.session, ds);
-    if (fr == proto::FeedResult::kError) {
-      counters_.add(Counter::mqtt_malformed);
-      ds.verdict = Verdict::kReset;
-    }
-    v = ds.verdict;
-    d.next_seq += len - already;
-  }
-  if (v == Verdict::kReset) {
-    fs.blocked = true;
-    return v;
-  }
-  if ((flags & kTcpFin) && !d.fin_seen) {
-    d.fin_seen = true;
-    d.next_seq += 1;
-  }
-  *close = fs.dir[0].fin_seen && fs.dir[1].fin_seen;
-  return v;
+  if (ds.verdict == Verdict::kReset) fs.blocked = true;
+  *flow_class = class_of(fs);
+  return ds.verdict;
 }
 
 }  // namespace imf::dp::inspect

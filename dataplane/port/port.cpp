@@ -47,6 +47,9 @@ Status start_port(const PortInfo& info, uint16_t queues, bool rss, rte_mempool* 
     conf.rx_adv_conf.rss_conf.rss_hf =
         dev.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
   }
+  // Checksums verified by the NIC where it can (imfd checks the rest in software).
+  conf.rxmode.offloads = dev.rx_offload_capa &
+                         (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
   int rc = rte_eth_dev_configure(info.port_id, queues, queues, &conf);
   if (rc != 0) return make_error(where + "configure failed: " + err_text(rc));
   rc = rte_eth_dev_adjust_nb_rx_tx_desc(info.port_id, &rx_desc, &tx_desc);

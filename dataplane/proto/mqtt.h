@@ -37,6 +37,7 @@ struct MqttSession {
   static constexpr uint32_t kAccountCap = 96;
   uint8_t version = 0;  // protocol level: 3, 4 (3.1.1) or 5; 0 until CONNECT
   bool has_username = false;
+  uint16_t keepalive_s = 0;  // the CONNECT's keep-alive (0: none)
   bool account_truncated = false;
   uint8_t account_len = 0;
   char account[kAccountCap];
@@ -257,6 +258,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
         break;
       case Step::kConnKeepAlive:
         if (read_u16(p)) {
+          session.keepalive_s = static_cast<uint16_t>(acc_);
           if (version_ == 5) {
             begin_int(Step::kConnPropsLen);
           } else {

@@ -77,7 +77,7 @@ class Env:
              f"ctldp{os.getpid()}", "--no-telemetry", "--vdev",
              f"net_pcap0,rx_pcap={self.dir}/cap.pcap,infinite_rx=1", "--vdev", "net_null0,no-rx=1", "--",
              "--state-dir", self.state, "--agent-socket", self.dsock, "--events", "/dev/null", "--summary-json",
-             f"{self.dir}/summary.json", "--flows", "1024", "--mbufs", str(packets + 8192)],
+             f"{self.dir}/summary.json", "--flows", "1024", "--sides-on-one-port", "--mbufs", str(packets + 8192)],
             stdout=subprocess.DEVNULL, stderr=open(f"{self.dir}/imfd.log", "a"))
         return wait_for(lambda: os.path.exists(self.dsock))
 

@@ -87,7 +87,7 @@ def main():
         [IMFD, "--no-pci", "--no-huge", "--no-shconf", "-m", "1024", "-l", "0,1", "--file-prefix",
          f"reload{os.getpid()}", "--no-telemetry", "--vdev", f"net_pcap0,rx_pcap={work}/cap.pcap,infinite_rx=1",
          "--vdev", "net_null0,no-rx=1", "--", "--state-dir", f"{work}/state", "--agent-socket", sock,
-         "--events", events, "--summary-json", summary, "--flows", "1024", "--mbufs", str(packets + 8192),
+         "--events", events, "--summary-json", summary, "--flows", "1024", "--sides-on-one-port", "--mbufs", str(packets + 8192),
          "--rules-memory-mb", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -155,6 +155,14 @@ class PacketBuilder {
     proto_ = proto;
     return *this;
   }
+  // Carries `data` right after the IP header(s) under protocol number `proto`, with no L4 header
+  // built or checksum filled, even for TCP and UDP: the bytes of a fragment after the first.
+  PacketBuilder& raw_l4(uint8_t proto, const Bytes& data) {
+    proto_ = proto;
+    raw_l4_ = true;
+    payload_ = data;
+    return *this;
+  }
   // Sets the L4 payload (or the whole body of a non-IP frame).
   PacketBuilder& payload(const Bytes& data) {
     payload_ = data;
@@ -246,6 +254,7 @@ class PacketBuilder {
 
   static size_t ext_len(const Ext& e) { return (e.body.size() + 2 + 7) / 8 * 8; }
   size_t l4_header_len() const {
+    if (raw_l4_) return 0;
     if (proto_ == kIpProtoTcp) return kTcpHdrLen + tcp_options_.size();
     if (proto_ == kIpProtoUdp) return kUdpHdrLen;
     return 0;
@@ -270,7 +279,8 @@ class PacketBuilder {
 
   Bytes l4_segment() const {
     Bytes s;
-    if (proto_ == kIpProtoTcp) {
+    if (raw_l4_) {
+    } else if (proto_ == kIpProtoTcp) {
       push16(s, src_port_);
       push16(s, dst_port_);
       push32(s, seq_);
@@ -294,7 +304,7 @@ class PacketBuilder {
   // Sets the TCP/UDP checksum over the pseudo-header and `seg`.
   void fill_l4_checksum(Bytes& seg, const uint8_t* src, const uint8_t* dst, size_t addr_len) const {
     size_t at = proto_ == kIpProtoTcp ? 16 : proto_ == kIpProtoUdp ? 6 : 0;
-    if (at == 0) return;
+    if (at == 0 || raw_l4_) return;
     uint32_t acc = sum(src, addr_len);
     acc = sum(dst, addr_len, acc);
     acc += proto_;
@@ -322,6 +332,7 @@ class PacketBuilder {
   uint16_t frag_ = 0x4000;  // DF, as most TCP stacks send
   std::vector<Ext> ext_;
   uint8_t proto_ = kIpProtoTcp;
+  bool raw_l4_ = false;
   uint16_t src_port_ = 40000;
   uint16_t dst_port_ = 1883;
   uint32_t seq_ = 0;

@@ -168,18 +168,118 @@ TEST(DecodePacket, Ipv6ExtensionHeadersAreWalked) {
   expect_ip(m.dst_ip, kDst6);
 }
 
-TEST(DecodePacket, Ipv6EightExtensionHeadersAreAcceptedNineAreNot) {
-  PacketBuilder eight;
-  eight.ipv6(kSrc6, kDst6).tcp(1, 2).payload("p");
-  for (int i = 0; i < 8; ++i) eight.ipv6_ext(i % 2 ? test::kIpv6DestOpts : test::kIpv6HopByHop);
+TEST(DecodePacket, Ipv6ExtensionHeaderChainsUpToTheLimitAreWalked) {
+  PacketBuilder most;
+  most.ipv6(kSrc6, kDst6).tcp(1, 2).payload("p");
+  for (unsigned i = 0; i < kMaxIpv6ExtHeaders; ++i) most.ipv6_ext(i % 2 ? test::kIpv6DestOpts : test::kIpv6HopByHop);
   PacketMeta m;
-  ASSERT_EQ(decode(eight.build(), &m), DecodeStatus::kOk);
-  EXPECT_EQ(m.l4_offset, 14 + 40 + 8 * 8);
+  ASSERT_EQ(decode(most.build(), &m), DecodeStatus::kOk);
+  EXPECT_EQ(m.l4_offset, 14 + 40 + 8 * kMaxIpv6ExtHeaders);
   EXPECT_EQ(m.payload_len, 1);
 
-  PacketBuilder nine = eight;
-  nine.ipv6_ext(test::kIpv6DestOpts);
-  EXPECT_EQ(decode(nine.build(), &m), DecodeStatus::kBadHeader);
+  PacketBuilder too_many = most;
+  too_many.ipv6_ext(test::kIpv6DestOpts);
+  EXPECT_EQ(decode(too_many.build(), &m), DecodeStatus::kBadHeader);
+}
+
+TEST(DecodePacket, Ipv6AuthenticationHeaderIsWalkedByItsOwnLengthUnit) {
+  // AH counts 4-byte units minus 2: length 4 means 24 bytes.
+  Bytes ah(22, 0);
+  ah[0] = 4;
+  Bytes f = PacketBuilder().ipv6(kSrc6, kDst6).ipv6_ext(51, ah).tcp(1, 1883).payload("x").build();
+  f[14 + 40 + 1] = 4;
+  // The builder pads to 8-byte multiples (24 is one), so the TCP header follows at 24.
+  PacketMeta m;
+  ASSERT_EQ(decode(f, &m), DecodeStatus::kOk);
+  EXPECT_EQ(m.l4_offset, 14 + 40 + 24);
+  EXPECT_EQ(m.dst_port, 1883);
+}
+
+TEST(DecodePacket, Ipv6AtomicFragmentIsAnOrdinaryPacket) {
+  // RFC 6946: offset 0 and no more fragments: processed as if unfragmented.
+  Bytes f = PacketBuilder()
+                .ipv6(kSrc6, kDst6)
+                .ipv6_ext(test::kIpv6HopByHop)
+                .ipv6_ext(test::kIpv6Fragment, {0, 0, 0, 0, 0, 9})
+                .tcp(4000, 1883)
+                .payload("atomic")
+                .build();
+  PacketMeta m;
+  ASSERT_EQ(decode(f, &m), DecodeStatus::kOk);
+  EXPECT_EQ(m.l4_proto, kProtoTcp);
+  EXPECT_EQ(m.dst_port, 1883);
+  EXPECT_EQ(m.payload_len, 6);
+}
+
+TEST(DecodePacket, FragmentFieldsDescribeTheFragment) {
+  PacketMeta m;
+  Bytes v4 = PacketBuilder()
+                 .ipv4(kSrc4, kDst4)
+                 .ipv4_fragment(false, true, 3)
+                 .raw_l4(kProtoTcp, test::to_bytes("12345678"))
+                 .build();
+  test::put_be16(v4, 14 + 4, 0xbeef);
+  ASSERT_EQ(decode(v4, &m), DecodeStatus::kFragment);
+  EXPECT_EQ(m.frag_id, 0xbeefu);
+  EXPECT_EQ(m.frag_offset, 24);
+  EXPECT_TRUE(m.frag_more);
+  EXPECT_EQ(m.l4_proto, kProtoTcp);
+  EXPECT_EQ(m.payload_offset, 34);
+  EXPECT_EQ(m.payload_len, 8);
+
+  Bytes v6 = PacketBuilder()
+                 .ipv6(kSrc6, kDst6)
+                 .ipv6_ext(test::kIpv6DestOpts)
+                 .ipv6_ext(test::kIpv6Fragment, {0x00, 0x10, 0x12, 0x34, 0x56, 0x78})  // offset 16, last
+                 .raw_l4(kProtoUdp, test::to_bytes("abcdefgh"))
+                 .build();
+  ASSERT_EQ(decode(v6, &m), DecodeStatus::kFragment);
+  EXPECT_EQ(m.frag_header, 14 + 40 + 8);
+  EXPECT_EQ(m.frag_id, 0x12345678u);
+  EXPECT_EQ(m.frag_offset, 16);
+  EXPECT_FALSE(m.frag_more);
+  EXPECT_EQ(m.l4_proto, kProtoUdp);
+  EXPECT_EQ(m.payload_offset, 14 + 40 + 16);
+  EXPECT_EQ(m.payload_len, 8);
+}
+
+TEST(DecodePacket, TwoVlanTagsAreDecodedThreeAreNot) {
+  Bytes f = PacketBuilder().vlan(0x0123).tcp(40000, 1883).payload("x").build();
+  // Put an 802.1ad service tag in front of the customer tag.
+  Bytes qinq(f.begin(), f.begin() + 12);
+  for (uint8_t b : {0x88, 0xa8, 0x00, 0x64}) qinq.push_back(b);
+  qinq.insert(qinq.end(), f.begin() + 12, f.end());
+  PacketMeta m;
+  ASSERT_EQ(decode(qinq, &m), DecodeStatus::kOk);
+  EXPECT_TRUE(m.has_vlan);
+  EXPECT_EQ(m.vlan_tci, 0x0123);  // the innermost tag
+  EXPECT_EQ(m.l3_offset, 22);
+  EXPECT_EQ(m.dst_port, 1883);
+  Bytes triple(qinq.begin(), qinq.begin() + 12);
+  for (uint8_t b : {0x81, 0x00, 0x00, 0x07}) triple.push_back(b);
+  triple.insert(triple.end(), qinq.begin() + 12, qinq.end());
+  EXPECT_EQ(decode(triple, &m), DecodeStatus::kBadHeader);
+}
+
+TEST(DecodePacket, SynOptionsGiveTheWindowScaleAndTtlIsKept) {
+  PacketMeta m;
+  Bytes syn = PacketBuilder()
+                  .tcp(40000, 1883, 1, 0, kTcpSyn)
+                  .tcp_options({0x02, 0x04, 0x05, 0xb4, 0x01, 0x03, 0x03, 0x07})
+                  .tcp_window(1234)
+                  .build();
+  syn[14 + 8] = 3;  // TTL
+  ASSERT_EQ(decode(syn, &m), DecodeStatus::kOk);
+  EXPECT_EQ(m.tcp_wscale, 7);
+  EXPECT_EQ(m.tcp_window, 1234);
+  EXPECT_EQ(m.ttl, 3);
+  // Not a SYN: options are not looked at; a SYN without the option has none.
+  ASSERT_EQ(decode(PacketBuilder().tcp(1, 2, 1, 0, kTcpSyn).build(), &m), DecodeStatus::kOk);
+  EXPECT_EQ(m.tcp_wscale, 0xff);
+  // A lying option length ends the walk without reading past the header.
+  ASSERT_EQ(decode(PacketBuilder().tcp(1, 2, 1, 0, kTcpSyn).tcp_options({0x01, 0x03, 0x09, 0x07}).build(), &m),
+            DecodeStatus::kOk);
+  EXPECT_EQ(m.tcp_wscale, 0xff);
 }
 
 TEST(DecodePacket, Ipv6ExtensionHeaderPastPayloadIsTruncated) {
@@ -254,7 +354,7 @@ TEST(DecodePacket, NonIpFrames) {
       {"arp", PacketBuilder().ethertype(test::kEtherArp).payload(arp_body).build(), false},
       {"arp_in_vlan", PacketBuilder().vlan(3).ethertype(test::kEtherArp).payload(arp_body).build(), true},
       {"lldp", PacketBuilder().ethertype(0x88cc).payload(Bytes(40, 0)).build(), false},
-      {"qinq_outer_tag", PacketBuilder().ethertype(0x88a8).payload(Bytes(60, 0)).build(), false},
+      {"qinq_tag_then_no_ip", PacketBuilder().ethertype(0x88a8).payload(Bytes(60, 0)).build(), true},
       {"eth_header_only", PacketBuilder().ethertype(test::kEtherArp).build(), false},
   };
   for (const Case& c : cases) {
@@ -366,7 +466,7 @@ INSTANTIATE_TEST_SUITE_P(
                 PacketBuilder()
                     .ipv6(kSrc6, kDst6)
                     .ipv6_ext(test::kIpv6HopByHop)
-                    .ipv6_ext(test::kIpv6Fragment, {0, 0, 0, 0, 0, 9})
+                    .ipv6_ext(test::kIpv6Fragment, {0, 1, 0, 0, 0, 9})
                     .udp(1, 2)
                     .build(),
                 DecodeStatus::kFragment}),

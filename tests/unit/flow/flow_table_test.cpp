@@ -431,8 +431,9 @@ void run_churn(uint32_t capacity, uint32_t key_space, uint32_t mode, uint32_t se
   verify_all();
 }
 
-// With a refresh period the list moves lazily: a flow used within the period keeps its place, so
-// eviction and aging are exact only to within the period, and never later than that.
+// With a refresh period the list moves lazily: a lookup within the period leaves a flow in place,
+// and eviction settles such heads first, so the flow that gives way is the one really least
+// recently used.
 TEST(FlowTable, LazyLruMovesAFlowAtMostOncePerRefreshPeriod) {
   constexpr uint64_t kIdle = 1000, kRefresh = 50;
   auto made = FlowTable::create(3, kIdle, kRefresh);
@@ -440,20 +441,22 @@ TEST(FlowTable, LazyLruMovesAFlowAtMostOncePerRefreshPeriod) {
   FlowTable& t = *made.value();
   bool evicted;
   auto h = [](uint32_t i) { return hash_flow_key(key_for(i)); };
-  uint32_t s0 = t.insert(key_for(0), h(0), 0, &evicted);
+  t.insert(key_for(0), h(0), 0, &evicted);
   uint32_t s1 = t.insert(key_for(1), h(1), 10, &evicted);
-  t.insert(key_for(2), h(2), 20, &evicted);
-  // Flow 0 used at 30 (within the period of its insertion): it stays the oldest and is evicted.
-  EXPECT_EQ(t.lookup(key_for(0), h(0), 30), s0);
+  uint32_t s2 = t.insert(key_for(2), h(2), 20, &evicted);
+  // Flow 0 used at 30 (within the period of its insertion): it keeps its place in the list, but
+  // eviction sees the use and takes flow 1, the least recently used.
+  EXPECT_NE(t.lookup(key_for(0), h(0), 30), FlowTable::kNone);
   uint32_t s3 = t.insert(key_for(3), h(3), 40, &evicted);
   EXPECT_TRUE(evicted);
-  EXPECT_EQ(s3, s0);
-  // Flow 1 used at 70 (60 after insertion, beyond the period): it moves; flow 2 goes next.
-  EXPECT_EQ(t.lookup(key_for(1), h(1), 70), s1);
+  EXPECT_EQ(s3, s1);
+  // Flow 2 used at 70 (50 after insertion: the period is over) moves; flow 0 (last used at 30)
+  // goes next.
+  EXPECT_EQ(t.lookup(key_for(2), h(2), 70), s2);
   t.insert(key_for(4), h(4), 80, &evicted);
   EXPECT_TRUE(evicted);
-  EXPECT_EQ(t.lookup(key_for(2), h(2), 81), FlowTable::kNone);
-  EXPECT_EQ(t.lookup(key_for(1), h(1), 82), s1);
+  EXPECT_EQ(t.lookup(key_for(0), h(0), 81), FlowTable::kNone);
+  EXPECT_EQ(t.lookup(key_for(2), h(2), 82), s2);
 }
 
 TEST(FlowTable, LazyLruAgingSkipsPastAFlowUsedSinceItMoved) {
@@ -516,6 +519,90 @@ TEST(FlowTable, RemovingFromWrappedClusterKeepsOthersFindable) {
     EXPECT_FALSE(evicted);
     EXPECT_EQ(t->lookup(key_for(victim), hashes[victim], 201), again);
   }
+}
+
+// ---- Flow classes -------------------------------------------------------------------------------
+
+namespace classes {
+constexpr uint8_t kHalfOpen = 0, kClosing = 1, kEstablished = 2;
+std::unique_ptr<FlowTable> make(uint32_t capacity) {
+  // Half-open: 10 ticks, at most half the table, always gives way. Closing: 20 ticks, gives way.
+  // Established: 1000 ticks, gives way only after 100 idle.
+  auto t = FlowTable::create(capacity, {{10, capacity / 2, 0}, {20, 0, 0}, {1000, 0, 100}});
+  EXPECT_TRUE(t.ok()) << t.error();
+  return std::move(t.value());
+}
+}  // namespace classes
+
+TEST(FlowTable, HalfOpenFlowsAreCappedAndNeverPushOutEstablishedOnes) {
+  using namespace classes;
+  auto t = make(8);
+  bool evicted;
+  std::vector<uint32_t> established;
+  for (uint32_t i = 0; i < 4; ++i) {
+    established.push_back(t->insert(key_for(i), hash_flow_key(key_for(i)), 0, kEstablished, &evicted));
+    EXPECT_FALSE(evicted);
+  }
+  // A SYN flood: 100 half-open flows. Each beyond 4 (half of 8) evicts the oldest half-open one.
+  uint32_t evictions = 0;
+  for (uint32_t i = 100; i < 200; ++i) {
+    ASSERT_NE(t->insert(key_for(i), hash_flow_key(key_for(i)), 1, kHalfOpen, &evicted), FlowTable::kNone);
+    evictions += evicted;
+  }
+  EXPECT_EQ(evictions, 96u);
+  EXPECT_EQ(t->class_size(kHalfOpen), 4u);
+  EXPECT_EQ(t->class_size(kEstablished), 4u);
+  for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(t->lookup(key_for(i), hash_flow_key(key_for(i)), 2), established[i]);
+  for (uint32_t i = 196; i < 200; ++i) EXPECT_NE(t->lookup(key_for(i), hash_flow_key(key_for(i)), 2), FlowTable::kNone);
+}
+
+TEST(FlowTable, FullTableTakesHalfOpenThenClosingThenIdleEstablishedThenRefuses) {
+  using namespace classes;
+  auto t = make(4);
+  bool evicted;
+  auto h = [](uint32_t i) { return hash_flow_key(key_for(i)); };
+  uint32_t half = t->insert(key_for(0), h(0), 0, kHalfOpen, &evicted);
+  uint32_t closing = t->insert(key_for(1), h(1), 0, kEstablished, &evicted);
+  t->set_class(closing, kClosing);
+  uint32_t e1 = t->insert(key_for(2), h(2), 0, kEstablished, &evicted);
+  uint32_t e2 = t->insert(key_for(3), h(3), 50, kEstablished, &evicted);
+  EXPECT_EQ(t->class_size(kClosing), 1u);
+  // Full: the half-open flow goes first, then the closing one.
+  EXPECT_EQ(t->insert(key_for(4), h(4), 60, kEstablished, &evicted), half);
+  EXPECT_TRUE(evicted);
+  EXPECT_EQ(t->insert(key_for(5), h(5), 60, kEstablished, &evicted), closing);
+  // Now only established flows, all used within 100 ticks: a new flow is refused.
+  EXPECT_EQ(t->insert(key_for(6), h(6), 90, kHalfOpen, &evicted), FlowTable::kNone);
+  EXPECT_FALSE(evicted);
+  EXPECT_EQ(t->size(), 4u);
+  // At 100 the flow unused since 0 has idled long enough to give way; the one used at 50 has not.
+  EXPECT_EQ(t->insert(key_for(6), h(6), 100, kHalfOpen, &evicted), e1);
+  EXPECT_EQ(t->insert(key_for(7), h(7), 101, kHalfOpen, &evicted), t->lookup(key_for(6), h(6), 101));
+  EXPECT_NE(t->lookup(key_for(3), h(3), 102), FlowTable::kNone);
+  EXPECT_EQ(t->lookup(key_for(3), h(3), 102), e2);
+}
+
+TEST(FlowTable, EachClassAgesWithItsOwnIdleTime) {
+  using namespace classes;
+  auto t = make(16);
+  bool evicted;
+  auto h = [](uint32_t i) { return hash_flow_key(key_for(i)); };
+  uint32_t half = t->insert(key_for(0), h(0), 0, kHalfOpen, &evicted);
+  uint32_t closing = t->insert(key_for(1), h(1), 0, kClosing, &evicted);
+  uint32_t est = t->insert(key_for(2), h(2), 0, kEstablished, &evicted);
+  std::vector<uint32_t> gone;
+  auto expire = [&](uint64_t now) { return t->expire(now, 64, [&](uint32_t s) { gone.push_back(s); }); };
+  EXPECT_EQ(expire(10), 0u);
+  EXPECT_EQ(expire(11), 1u);
+  EXPECT_EQ(gone, (std::vector<uint32_t>{half}));
+  EXPECT_EQ(expire(21), 1u);
+  EXPECT_EQ(gone.back(), closing);
+  EXPECT_EQ(expire(1000), 0u);
+  // Moving a flow to another class changes how long it may idle.
+  t->set_class(est, kClosing);
+  EXPECT_EQ(expire(1000), 1u);
+  EXPECT_EQ(gone.back(), est);
+  EXPECT_EQ(t->size(), 0u);
 }
 
 }  // namespace

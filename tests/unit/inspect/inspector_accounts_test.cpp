@@ -125,11 +125,13 @@ class AccountsTest : public ::testing::Test {
     EXPECT_EQ(decode::decode_packet(frame_.data(), static_cast<uint32_t>(frame_.size()), &m),
               decode::DecodeStatus::kOk);
     if (!c.created) {
-      ins_->init_flow(c.fs, c.slot, m, client, m.dst_port == 1883);
+      EXPECT_EQ(ins_->classify_new(m), NewFlow::kOpen);
+      ins_->init_flow(c.fs, c.slot, m, client, stream::kAnyPort);
       c.created = true;
     }
-    bool closed;
-    Verdict v = ins_->on_segment(c.fs, c.slot, m, frame_.data() + m.payload_offset, client, sink_, &closed);
+    uint8_t flow_class;
+    Verdict v = ins_->on_segment(c.fs, c.slot, m, frame_.data() + m.payload_offset, client, stream::kAnyPort, sink_,
+                                 &flow_class);
     seq += static_cast<uint32_t>(data.size()) + ((flags & kSyn) ? 1 : 0);
     return v;
   }

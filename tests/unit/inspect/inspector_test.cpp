@@ -38,9 +38,9 @@ struct RecordingSink {
 // One TCP connection client 10.0.0.1:40000 <-> broker 10.0.0.2:1883, driven segment by segment.
 class InspectorTest : public ::testing::Test {
  protected:
-  void SetUp() override { make(OooPolicy::kDrop); }
+  void SetUp() override { make(InspectConfig{}); }
 
-  void make(OooPolicy ooo) {
+  void make(InspectConfig cfg) {
     auto set = rules::parse_rules(kRules, "t.rules");
     ASSERT_TRUE(set.ok()) << set.error();
     auto compiled = rules::compile_rules(set.value());
@@ -51,8 +51,6 @@ class InspectorTest : public ::testing::Test {
     streams_ = std::move(match::StreamPool::create(*gen_, 2).value());
     matcher_ = std::move(match::Matcher::create(*gen_).value());
     counters_ = Counters{};
-    InspectConfig cfg;
-    cfg.ooo = ooo;
     ins_ = std::make_unique<Inspector>(cfg, *matcher_, *streams_, counters_);
     cseq_ = 1000;
     sseq_ = 9000;
@@ -75,11 +73,19 @@ class InspectorTest : public ::testing::Test {
     EXPECT_EQ(decode::decode_packet(frame_.data(), static_cast<uint32_t>(frame_.size()), &m),
               decode::DecodeStatus::kOk);
     bool from_a = client;  // 10.0.0.1 sorts first
+    Verdict v;
     if (!created_) {
-      ins_->init_flow(fs_, 0, m, from_a, m.dst_port == 1883);
-      created_ = true;
+      // What the worker does for a connection it has no state for.
+      NewFlow what = ins_->classify_new(m);
+      if (what == NewFlow::kOpen) ins_->init_flow(fs_, 0, m, from_a, stream::kAnyPort);
+      if (what == NewFlow::kOpenUninspected) ins_->init_uninspected(fs_, m, from_a, m.dst_port == 1883);
+      created_ = what == NewFlow::kOpen || what == NewFlow::kOpenUninspected;
+      v = what == NewFlow::kDrop ? Verdict::kDrop : what == NewFlow::kReset ? Verdict::kReset : Verdict::kForward;
     }
-    Verdict v = ins_->on_segment(fs_, 0, m, frame_.data() + m.payload_offset, from_a, sink_, &closed_);
+    if (created_) {
+      v = ins_->on_segment(fs_, 0, m, frame_.data() + m.payload_offset, from_a, stream::kAnyPort, sink_, &class_);
+      closed_ = class_ == FlowClassMap::kClosing;
+    }
     if (seq_offset == 0) seq += static_cast<uint32_t>(data.size()) + ((flags & (kSyn | kFin)) ? 1 : 0);
     return v;
   }
@@ -101,6 +107,7 @@ class InspectorTest : public ::testing::Test {
   uint32_t cseq_ = 0, sseq_ = 0;
   bool created_ = false;
   bool closed_ = false;
+  uint8_t class_ = 0;
 };
 
 TEST_F(InspectorTest, CleanMessagePassesAndIsCounted) {
@@ -152,7 +159,7 @@ TEST_F(InspectorTest, NewConnectionOnABlockedFlowIsJudgedAfresh) {
   EXPECT_EQ(sink_.hits[1].account, "carol");
 }
 
-TEST_F(InspectorTest, RetransmittedSynKeepsTheFlowAndANewIsnRestartsIt) {
+TEST_F(InspectorTest, RetransmittedSynKeepsTheFlowAndANewIsnRestartsItOnceTheServerAccepts) {
   ASSERT_EQ(send(true, kSyn, {}), Verdict::kForward);
   ASSERT_EQ(send(true, kSyn, {}, -1), Verdict::kForward);  // same ISN again
   EXPECT_EQ(count(Counter::flows_restarted), 0u);
@@ -160,8 +167,15 @@ TEST_F(InspectorTest, RetransmittedSynKeepsTheFlowAndANewIsnRestartsIt) {
   send(true, kAck, {});
   send(true, kPsh | kAck, test::mqtt_connect(4, "cid", std::string("dave")));
   EXPECT_EQ(count(Counter::mqtt_connects), 1u);
+  // A SYN with a new ISN: the server may still hold the old connection, so nothing changes yet.
   cseq_ += 12345;
   ASSERT_EQ(send(true, kSyn, {}), Verdict::kForward);
+  EXPECT_EQ(count(Counter::tcp_syn_new_isn), 1u);
+  EXPECT_EQ(count(Counter::flows_restarted), 0u);
+  EXPECT_EQ(fs_.session.account_len, 4u);
+  // The server's SYN/ACK for it: now the flow is the new connection.
+  sseq_ += 99999;
+  ASSERT_EQ(send(false, kSyn | kAck, {}), Verdict::kForward);
   EXPECT_EQ(count(Counter::flows_restarted), 1u);
   EXPECT_EQ(fs_.session.account_len, 0u);
 }
@@ -209,15 +223,6 @@ TEST_F(InspectorTest, OutOfOrderSegmentIsDroppedThenAcceptedInOrder) {
   EXPECT_EQ(count(Counter::mqtt_connects), 1u);
 }
 
-TEST_F(InspectorTest, OutOfOrderWithBypassStopsInspection) {
-  make(OooPolicy::kBypass);
-  handshake();
-  EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(4, "t", "free money"), 100), Verdict::kForward);
-  EXPECT_EQ(count(Counter::flows_bypassed), 1u);
-  EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(4, "t", "free money")), Verdict::kForward);
-  EXPECT_TRUE(sink_.hits.empty());
-}
-
 TEST_F(InspectorTest, RetransmissionIsForwardedNotDecodedTwice) {
   handshake();
   Bytes pub = test::mqtt_publish(4, "t", "hello");
@@ -239,12 +244,29 @@ TEST_F(InspectorTest, PartialOverlapDecodesOnlyNewBytes) {
   EXPECT_EQ(count(Counter::mqtt_malformed), 0u);
 }
 
-TEST_F(InspectorTest, MidstreamConnectionPassesUninspected) {
+TEST_F(InspectorTest, MidstreamConnectionIsResetByDefault) {
   // No handshake: the first packet carries data.
+  EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(4, "t", "free money")), Verdict::kReset);
+  EXPECT_EQ(count(Counter::midstream_resets), 1u);
+  EXPECT_EQ(count(Counter::mqtt_publishes), 0u);
+  // A bare ACK of an unknown connection needs no state and passes.
+  created_ = false;
+  EXPECT_EQ(send(true, kAck, {}), Verdict::kForward);
+  EXPECT_EQ(count(Counter::midstream_resets), 1u);
+}
+
+TEST_F(InspectorTest, MidstreamConnectionPassesUninspectedOnlyWhenAskedTo) {
+  InspectConfig cfg;
+  cfg.midstream = MidstreamPolicy::kPass;
+  make(cfg);
   EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(4, "t", "free money")), Verdict::kForward);
   EXPECT_EQ(count(Counter::flows_midstream), 1u);
   EXPECT_EQ(count(Counter::mqtt_publishes), 0u);
   EXPECT_TRUE(sink_.hits.empty());
+  cfg.midstream = MidstreamPolicy::kDrop;
+  make(cfg);
+  EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(4, "t", "free money")), Verdict::kDrop);
+  EXPECT_EQ(count(Counter::midstream_drops), 1u);
 }
 
 TEST_F(InspectorTest, MalformedMqttResetsTheConnection) {
@@ -260,7 +282,7 @@ TEST_F(InspectorTest, FinBothWaysClosesRstClosesAtOnce) {
   EXPECT_FALSE(closed_);
   send(false, kFin | kAck, {});
   EXPECT_TRUE(closed_);
-  make(OooPolicy::kDrop);
+  make(InspectConfig{});
   handshake();
   EXPECT_EQ(send(false, kRst, {}), Verdict::kForward);
   EXPECT_TRUE(closed_);
