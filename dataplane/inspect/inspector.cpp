@@ -19,6 +19,7 @@ void Inspector::reset_messages(FlowState& fs, uint32_t slot) {
   fs.blocked = false;
   fs.uninspected = false;
   fs.keepalive_s = 0;
+  fs.epoch = ++epochs_;
   fs.session = proto::MqttSession{};
   fs.account = AccountRef{};
   for (uint8_t i = 0; i < 2; ++i) {

@@ -30,6 +30,7 @@
 #include "policy/account_table.h"
 #include "policy/measures.h"
 #include "proto/mqtt.h"
+#include "proto/mqtt_aliases.h"
 #include "records/digest.h"
 #include "stats/counters.h"
 #include "stream/tcp_stream.h"
@@ -67,6 +68,7 @@ struct alignas(64) DirState {
   bool pending_reset = false;
   Measure pending = Measure::kRuleAlert;  // with pending_reset: the measure to apply at the body
   uint8_t topic_len = 0;
+  uint16_t topic_alias = 0;                  // MQTT 5: the message's Topic Alias (0: none)
   AccountState state = AccountState::kNone;  // the sender's state when the message began
   proto::MqttDecoder decoder;
   uint64_t markers = 0;        // the sender's markers when the message began
@@ -88,6 +90,7 @@ struct alignas(64) FlowState {
   bool blocked = false;
   bool uninspected = false;  // picked up mid-stream under --midstream pass: forward without decoding
   uint32_t keepalive_s = 0;  // how long the server keeps the connection through silence (0: unknown)
+  uint64_t epoch = 0;        // unique per connection on this lcore (keys its MQTT topic aliases)
   AccountRef account;
   stream::TcpConn tcp;
   DirState dir[2];             // [0] client -> server, [1] server -> client
@@ -100,6 +103,7 @@ struct InspectConfig {
   size_t retain_store_bytes = size_t{16} << 20;  // unacknowledged bytes this lcore may hold in all
   FlowTimeouts timeouts;
   uint32_t max_mqtt_packet = proto::kMqttMaxRemaining;
+  uint32_t mqtt_aliases = 16384;                      // MQTT 5 topic aliases this lcore remembers, all flows together
   const policy::AccountTable* accounts = nullptr;     // null: every account unknown
   const records::HmacKeyState* digest_key = nullptr;  // null: bodies are not digested
 };
@@ -125,7 +129,8 @@ class Inspector {
         counters_(counters),
         classes_(cfg.timeouts),
         store_(std::move(stream::ByteStore::create(cfg.retain_store_bytes).value())),
-        tcp_(cfg.tcp, *store_, counters) {
+        tcp_(cfg.tcp, *store_, counters),
+        aliases_(cfg.mqtt_aliases) {
     use(matcher, streams);
   }
 
@@ -182,7 +187,8 @@ class Inspector {
   // the tracker's).
   void reset_messages(FlowState& fs, uint32_t slot);
   uint8_t class_of(const FlowState& fs) const {
-    if (fs.tcp.state == stream::ConnState::kSynSent) return FlowClassMap::kHalfOpen;
+    if (fs.tcp.state == stream::ConnState::kSynSent || fs.tcp.state == stream::ConnState::kSynReceived)
+      return FlowClassMap::kHalfOpen;
     if (fs.tcp.state == stream::ConnState::kClosing) return FlowClassMap::kClosing;
     return classes_.established(fs.keepalive_s);
   }
@@ -208,6 +214,8 @@ class Inspector {
   FlowClassMap classes_;
   std::unique_ptr<stream::ByteStore> store_;
   stream::TcpTracker tcp_;
+  proto::MqttAliasTable aliases_;
+  uint64_t epochs_ = 0;
 };
 
 // Adapts MQTT decoder callbacks to account measures and scans; collects the verdict.
@@ -304,6 +312,7 @@ struct Inspector::DecodeSink {
   bool on_publish_begin(uint8_t /*qos*/) {
     ins.counters_.add(Counter::mqtt_publishes);
     d.topic_len = 0;
+    d.topic_alias = 0;
     d.topic_truncated = false;
     d.body_started = false;
     d.record_message = false;
@@ -349,8 +358,38 @@ struct Inspector::DecodeSink {
     }
     return !topic_scanned() || apply(ins.matcher_->scan(stream, match::Field::kTopic, p, n, message()));
   }
+  bool on_topic_alias(uint16_t alias) {
+    d.topic_alias = alias;
+    return true;
+  }
   bool on_topic_end() {
+    if (d.topic_alias && !resolve_alias()) return false;
     return !topic_scanned() || apply(ins.matcher_->end_field(stream, match::Field::kTopic, message()));
+  }
+  // MQTT 5: a topic with an alias sets it; an empty one is named by it, and the message is judged
+  // on the topic it stands for (scanned like a topic sent in full).
+  bool resolve_alias() {
+    uint64_t key = fs.epoch << 1 | dir_index;
+    if (d.topic_len > 0) {
+      proto::MqttAliasTable::Topic t;
+      t.len = d.topic_len;
+      t.truncated = d.topic_truncated;
+      std::memcpy(t.text, d.topic, d.topic_len);
+      ins.aliases_.set(key, d.topic_alias, t);
+      return true;
+    }
+    const proto::MqttAliasTable::Topic* t = ins.aliases_.find(key, d.topic_alias);
+    if (!t) {  // unknown here, as to a broker that never saw it set: a protocol error
+      ins.counters_.add(Counter::mqtt_malformed);
+      verdict = Verdict::kReset;
+      return false;
+    }
+    std::memcpy(d.topic, t->text, t->len);
+    d.topic_len = t->len;
+    d.topic_truncated = t->truncated;
+    return !topic_scanned() ||
+           apply(ins.matcher_->scan(stream, match::Field::kTopic, reinterpret_cast<const uint8_t*>(d.topic),
+                                    d.topic_len, message()));
   }
 
   // The first body bytes (or the end of an empty body): apply the sender's measure, then the

@@ -12,6 +12,7 @@ const char* mqtt_error_name(MqttError e) {
     case MqttError::kFieldOverrun: return "field_overrun";
     case MqttError::kBadProtocolLevel: return "bad_protocol_level";
     case MqttError::kBadPropertyLength: return "bad_property_length";
+    case MqttError::kBadProperty: return "bad_property";
   }
   return "unknown";
 }

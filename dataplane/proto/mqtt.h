@@ -3,7 +3,10 @@
 // Bytes are fed as they arrive, in order, in chunks of any size: one PUBLISH may span many
 // segments and one segment may hold many packets. Topics and payloads are streamed to a sink
 // without buffering, so memory per direction is constant. CONNECT yields the account (username,
-// else client id) into the per-connection MqttSession.
+// else client id) into the per-connection MqttSession, and its will message, which the broker
+// publishes later on the client's behalf, is streamed like a PUBLISH. An MQTT 5 PUBLISH's Topic
+// Alias property is reported, so a message that names its topic only by alias can be judged on
+// the topic the alias stands for.
 //
 // Policy on malformed input (MQTT 3.1.1 §4.8 / 5.0 §4.13: the receiver closes the connection):
 // the decoder stops at the first violation and reports which; the caller resets the flow.
@@ -26,6 +29,7 @@ enum class MqttError : uint8_t {
   kFieldOverrun,        // a length field points past the end of its packet
   kBadProtocolLevel,    // CONNECT protocol level other than 3, 4 or 5
   kBadPropertyLength,   // v5 property length varint longer than 4 bytes
+  kBadProperty,         // v5 PUBLISH property unknown, cut short, or a topic alias of 0
 };
 
 const char* mqtt_error_name(MqttError e);
@@ -50,6 +54,7 @@ inline constexpr uint32_t kMqttMaxRemaining = 268435455;
 //   bool on_connect(const MqttSession&);            account and version are known
 //   bool on_publish_begin(uint8_t qos);
 //   bool on_topic(const uint8_t* p, uint32_t n);    topic bytes, possibly in several chunks
+//   bool on_topic_alias(uint16_t alias);          MQTT 5 Topic Alias property (1..65535)
 //   bool on_topic_end();
 //   bool on_payload(const uint8_t* p, uint32_t n);  payload bytes, possibly in several chunks
 //   bool on_message_end();
@@ -155,10 +160,38 @@ class MqttDecoder {
   }
   Step after_packet_id() const { return version_ == 5 ? Step::kPubPropsLen : Step::kPubPayload; }
 
+  // The v5 PUBLISH property walker: each property is an identifier and a value whose form the
+  // identifier fixes (MQTT 5.0 2.2.2.2).
+  enum class Prop : uint8_t { kId, kFixed, kVarint, kLenHi, kLenLo, kBody };
+  enum PropForm : uint8_t { kByte1, kByte2, kByte4, kVarInt, kString, kPair, kInvalid };
+  static PropForm prop_form(uint8_t id) {
+    switch (id) {
+      case 0x01: return kByte1;   // payload format indicator
+      case 0x02: return kByte4;   // message expiry interval
+      case 0x03: return kString;  // content type
+      case 0x08: return kString;  // response topic
+      case 0x09: return kString;  // correlation data (binary: same form)
+      case 0x0b: return kVarInt;  // subscription identifier
+      case 0x23: return kByte2;   // topic alias
+      case 0x26: return kPair;    // user property
+      default: return kInvalid;   // not allowed in a PUBLISH
+    }
+  }
+  // Consumes property bytes of a PUBLISH; false on a malformed property.
+  template <typename Sink>
+  bool walk_properties(const uint8_t*& p, const uint8_t* end, Sink& sink, bool* stopped);
+
   uint32_t max_remaining_ = kMqttMaxRemaining;
-  uint32_t remaining_ = 0;   // body bytes of the current packet not yet consumed
-  uint32_t field_left_ = 0;  // bytes left in the current variable-length field
-  uint32_t acc_ = 0;         // integer being assembled
+  uint32_t prop_left_ = 0;  // bytes left of the current property value
+  uint16_t prop_acc_ = 0;
+  uint16_t topic_len_ = 0;  // of the PUBLISH being decoded
+  bool alias_seen_ = false;
+  uint8_t prop_id_ = 0;
+  Prop prop_ = Prop::kId;
+  bool prop_second_ = false;  // in a user property's second string
+  uint32_t remaining_ = 0;    // body bytes of the current packet not yet consumed
+  uint32_t field_left_ = 0;   // bytes left in the current variable-length field
+  uint32_t acc_ = 0;          // integer being assembled
   uint8_t acc_bytes_ = 0;
   uint8_t header_ = 0;
   uint8_t conn_flags_ = 0;
@@ -254,6 +287,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
       case Step::kConnFlags:
         conn_flags_ = *p++;
         --remaining_;
+        if (((conn_flags_ >> 3) & 3) == 3) return fail(MqttError::kBadPublishQos);  // the will's QoS
         begin_int(Step::kConnKeepAlive);
         break;
       case Step::kConnKeepAlive:
@@ -279,6 +313,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
           break;
         }
         if (!start_field(acc_)) return fail(MqttError::kFieldOverrun);
+        prop_ = Prop::kId;
         step_ = step_ == Step::kConnPropsLen       ? Step::kConnProps
                 : step_ == Step::kConnWillPropsLen ? Step::kConnWillProps
                                                    : Step::kPubProps;
@@ -288,9 +323,17 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
       case Step::kConnProps:
       case Step::kConnWillProps:
       case Step::kPubProps:
-        p += take(p, end);
+        if (step_ == Step::kPubProps) {
+          bool stopped = false;
+          if (!walk_properties(p, end, sink, &stopped)) return fail(MqttError::kBadProperty);
+          if (stopped) return FeedResult::kStopped;
+        } else {
+          p += take(p, end);
+        }
         if (field_left_ == 0) {
           if (step_ == Step::kPubProps) {
+            // MQTT 5.0 3.3.2.3.4: a zero-length topic needs an alias.
+            if (topic_len_ == 0 && !alias_seen_) return fail(MqttError::kBadProperty);
             step_ = Step::kPubPayload;
             if (!sink.on_topic_end()) return FeedResult::kStopped;
           } else {
@@ -305,6 +348,9 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
       case Step::kConnUserLen:
         if (read_u16(p)) {
           if (!start_field(acc_)) return fail(MqttError::kFieldOverrun);
+          // The will is a message the broker will publish for the client: judged as one.
+          if (step_ == Step::kConnWillTopicLen && !sink.on_publish_begin((conn_flags_ >> 3) & 3))
+            return FeedResult::kStopped;
           step_ = static_cast<Step>(static_cast<uint8_t>(step_) + 1);  // the matching value step
           if (step_ == Step::kConnUser) {
             session.account_len = 0;
@@ -321,7 +367,11 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
         uint32_t k = take(p, end);
         p += k;
         if (step_ == Step::kConnClientId || step_ == Step::kConnUser) capture_account(session, start, k);
+        if (step_ == Step::kConnWillTopic && k && !sink.on_topic(start, k)) return FeedResult::kStopped;
+        if (step_ == Step::kConnWillPayload && k && !sink.on_payload(start, k)) return FeedResult::kStopped;
         if (field_left_ != 0) break;
+        if (step_ == Step::kConnWillTopic && !sink.on_topic_end()) return FeedResult::kStopped;
+        if (step_ == Step::kConnWillPayload && !sink.on_message_end()) return FeedResult::kStopped;
         Step next = step_ == Step::kConnClientId      ? after_client_id()
                     : step_ == Step::kConnWillTopic   ? Step::kConnWillPayloadLen
                     : step_ == Step::kConnWillPayload ? after_will()
@@ -342,6 +392,8 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
       case Step::kPubTopicLen:
         if (read_u16(p)) {
           if (!start_field(acc_)) return fail(MqttError::kFieldOverrun);
+          topic_len_ = static_cast<uint16_t>(acc_);
+          alias_seen_ = false;
           step_ = Step::kPubTopic;
         }
         break;
@@ -384,6 +436,80 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
       }
     }
   }
+}
+
+template <typename Sink>
+bool MqttDecoder::walk_properties(const uint8_t*& p, const uint8_t* end, Sink& sink, bool* stopped) {
+  while (p < end && field_left_ > 0) {
+    if (prop_ == Prop::kBody) {  // skip string or binary bytes in bulk
+      uint32_t k = std::min<uint32_t>({static_cast<uint32_t>(end - p), field_left_, prop_left_});
+      p += k;
+      field_left_ -= k;
+      remaining_ -= k;
+      prop_left_ -= k;
+      if (prop_left_ == 0) {
+        prop_ = prop_id_ == 0x26 && !prop_second_ ? Prop::kLenHi : Prop::kId;
+        prop_second_ = prop_ == Prop::kLenHi;
+      }
+      continue;
+    }
+    uint8_t b = *p++;
+    --field_left_;
+    --remaining_;
+    switch (prop_) {
+      case Prop::kId:
+        prop_id_ = b;
+        prop_second_ = false;
+        switch (prop_form(b)) {
+          case kByte1: prop_left_ = 1, prop_ = Prop::kFixed; break;
+          case kByte2: prop_left_ = 2, prop_ = Prop::kFixed; break;
+          case kByte4: prop_left_ = 4, prop_ = Prop::kFixed; break;
+          case kVarInt: prop_left_ = 0, prop_ = Prop::kVarint; break;
+          case kString:
+          case kPair: prop_ = Prop::kLenHi; break;
+          case kInvalid: return false;
+        }
+        prop_acc_ = 0;
+        break;
+      case Prop::kFixed:
+        prop_acc_ = static_cast<uint16_t>(prop_acc_ << 8 | b);
+        if (--prop_left_ == 0) {
+          prop_ = Prop::kId;
+          if (prop_id_ == 0x23) {
+            if (prop_acc_ == 0) return false;  // MQTT 5.0 3.3.2.3.4: an alias of 0 is a protocol error
+            alias_seen_ = true;
+            if (!sink.on_topic_alias(prop_acc_)) {
+              *stopped = true;
+              return true;
+            }
+          }
+        }
+        break;
+      case Prop::kVarint:
+        if (!(b & 0x80)) {
+          prop_ = Prop::kId;
+        } else if (++prop_left_ == 4) {
+          return false;
+        }
+        break;
+      case Prop::kLenHi:
+        prop_left_ = uint32_t{b} << 8;
+        prop_ = Prop::kLenLo;
+        break;
+      case Prop::kLenLo:
+        prop_left_ |= b;
+        if (prop_left_ > 0) {
+          prop_ = Prop::kBody;
+        } else {
+          prop_ = prop_id_ == 0x26 && !prop_second_ ? Prop::kLenHi : Prop::kId;
+          prop_second_ = prop_ == Prop::kLenHi;
+        }
+        break;
+      case Prop::kBody: break;
+    }
+  }
+  // The property block must end between properties.
+  return field_left_ > 0 || prop_ == Prop::kId;
 }
 
 }  // namespace imf::dp::proto

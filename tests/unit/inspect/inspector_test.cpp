@@ -16,9 +16,10 @@ using test::PacketBuilder;
 constexpr uint8_t kSyn = 0x02, kAck = 0x10, kPsh = 0x08, kFin = 0x01, kRst = 0x04;
 
 constexpr const char* kRules =
-    "money   drop   payload  /free\\s+money/i\n"  // 0
-    "hello   alert  payload  \"hello\"\n"         // 1
-    "topic   drop   topic    \"forbidden/\"\n";   // 2
+    "money   drop   payload  /free\\s+money/i\n"             // 0
+    "hello   alert  payload  \"hello\"\n"                    // 1
+    "topic   drop   topic    \"forbidden/\"\n"               // 2
+    "kids    drop   payload  channel=kids/# \"badword\"\n";  // 3
 
 struct RecordedHit {
   uint16_t rule;
@@ -267,6 +268,71 @@ TEST_F(InspectorTest, MidstreamConnectionPassesUninspectedOnlyWhenAskedTo) {
   make(cfg);
   EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(4, "t", "free money")), Verdict::kDrop);
   EXPECT_EQ(count(Counter::midstream_drops), 1u);
+}
+
+TEST_F(InspectorTest, Mqtt5TopicAliasCarriesItsTopicToChannelRules) {
+  handshake();
+  send(true, kPsh | kAck, test::mqtt_connect(5, "cid", std::string("zed")));
+  // The alias is set on a clean message, then used alone (empty topic) with the forbidden one.
+  EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(5, "kids/room", "hello all", 0, 0, Bytes{0x23, 0, 7})),
+            Verdict::kForward);
+  EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(5, "", "a badword here", 0, 0, Bytes{0x23, 0, 7})),
+            Verdict::kReset);
+  ASSERT_EQ(sink_.hits.size(), 2u);  // the alert on "hello", then the channel rule
+  EXPECT_EQ(sink_.hits[1].rule, 3);
+  EXPECT_EQ(sink_.hits[1].topic, "kids/room");
+}
+
+TEST_F(InspectorTest, Mqtt5TopicAliasIsPerConnectionAndUnknownOnesReset) {
+  handshake();
+  send(true, kPsh | kAck, test::mqtt_connect(5, "cid", std::string("zed")));
+  // The server's aliases are not the client's: alias 9 was set only server -> client.
+  EXPECT_EQ(send(false, kPsh | kAck, test::mqtt_publish(5, "kids/room", "hi", 0, 0, Bytes{0x23, 0, 9})),
+            Verdict::kForward);
+  EXPECT_EQ(send(true, kPsh | kAck, test::mqtt_publish(5, "", "badword", 0, 0, Bytes{0x23, 0, 9})), Verdict::kReset);
+  EXPECT_EQ(count(Counter::mqtt_malformed), 1u);
+}
+
+TEST_F(InspectorTest, AWillMessageIsJudgedAtConnect) {
+  handshake();
+  Bytes connect =
+      test::mqtt_connect(test::MqttConnectSpec{}.with_level(4).with_client_id("c").with_will("last", "free money"));
+  EXPECT_EQ(send(true, kPsh | kAck, connect), Verdict::kReset);
+  ASSERT_EQ(sink_.hits.size(), 1u);
+  EXPECT_EQ(sink_.hits[0].rule, 0);
+  EXPECT_EQ(sink_.hits[0].topic, "last");
+}
+
+TEST_F(InspectorTest, KeepAliveDecidesHowLongAQuietConnectionIsKept) {
+  handshake();
+  EXPECT_EQ(class_, FlowClassMap::kEstablished);
+  Bytes connect = test::mqtt_connect(test::MqttConnectSpec{}.with_level(4).with_client_id("c"));
+  connect[2 + 6 + 2] = 0xff;  // keep-alive 65535 s: the broker waits 98303 s
+  connect[2 + 6 + 3] = 0xff;
+  send(true, kPsh | kAck, connect);
+  EXPECT_GT(class_, FlowClassMap::kEstablished);
+  EXPECT_EQ(class_, ins_->classes().established(98303));
+  send(true, kFin | kAck, {});
+  send(false, kFin | kAck, {});
+  EXPECT_EQ(class_, FlowClassMap::kClosing);
+}
+
+TEST_F(InspectorTest, InsertedBytesNeverReachTheDecoder) {
+  handshake();
+  send(true, kPsh | kAck, test::mqtt_connect(4, "cid", std::string("mal")));
+  Bytes evil = test::mqtt_publish(4, "t", "get free money");
+  Bytes benign = test::mqtt_publish(4, "t", "get free honey");
+  ASSERT_EQ(evil.size(), benign.size());
+  // The benign copy is inspected first (a receiver may have discarded it: bad timestamp, TTL...);
+  // the evil copy at the same sequence numbers is then refused.
+  EXPECT_EQ(send(true, kPsh | kAck, benign, 0), Verdict::kForward);
+  EXPECT_EQ(send(true, kPsh | kAck, evil, -static_cast<int64_t>(evil.size())), Verdict::kDrop);
+  EXPECT_EQ(count(Counter::tcp_overlap_mismatch), 1u);
+  EXPECT_EQ(count(Counter::rule_drops), 0u);
+  // An RST far outside the window changes nothing; inspection goes on.
+  EXPECT_EQ(send(true, kRst, {}, 1 << 30), Verdict::kDrop);
+  EXPECT_EQ(send(true, kPsh | kAck, evil), Verdict::kReset);
+  EXPECT_EQ(count(Counter::rule_drops), 1u);
 }
 
 TEST_F(InspectorTest, MalformedMqttResetsTheConnection) {
