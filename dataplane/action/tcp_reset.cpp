@@ -77,6 +77,8 @@ uint16_t build_reset(const uint8_t* frame, const decode::PacketMeta& m, ResetTar
   acc = decode::checksum_add(dst, static_cast<uint32_t>(ip_len), acc);
   acc = decode::checksum_add(proto_and_length, sizeof(proto_and_length), acc);
   put16(tcp + 16, static_cast<uint16_t>(~decode::checksum_fold(decode::checksum_add(tcp, 20, acc))));
+  // A PPPoE session header counts the PPP protocol field and the IP packet.
+  if (m.pppoe_offset) put16(out + m.pppoe_offset + 4, static_cast<uint16_t>(2 + ip_hdr + 20));
   return static_cast<uint16_t>(l3 + ip_hdr + 20);
 }
 

@@ -13,8 +13,8 @@ enum class ResetTarget : uint8_t {
   kSender,    // back, as if from the receiver: seq = the segment's ack, RST|ACK
 };
 
-// Largest frame build_reset writes: Ethernet + VLAN + IPv6 + TCP.
-inline constexpr uint16_t kResetFrameMax = 14 + 4 + 40 + 20;
+// Largest frame build_reset writes: the longest L2 header decode accepts + IPv6 + TCP.
+inline constexpr uint16_t kResetFrameMax = decode::kMaxL2Header + 40 + 20;
 
 // Writes into `out` (kResetFrameMax bytes) a frame resetting the connection of the TCP segment
 // `frame`/`m` (decoded, kOk) towards `target`, and returns its length. The L2 header and VLAN tag

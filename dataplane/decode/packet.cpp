@@ -11,7 +11,14 @@ constexpr uint16_t kEthIpv6 = 0x86dd;
 constexpr uint16_t kEthVlan = 0x8100;     // 802.1Q
 constexpr uint16_t kEthQinQ = 0x88a8;     // 802.1ad service tag
 constexpr uint16_t kEthQinQOld = 0x9100;  // pre-standard service tag, still seen
+constexpr uint16_t kEthMpls = 0x8847;
+constexpr uint16_t kEthMplsMulticast = 0x8848;
+constexpr uint16_t kEthPppoeSession = 0x8864;
+constexpr uint16_t kPppIpv4 = 0x0021;
+constexpr uint16_t kPppIpv6 = 0x0057;
 constexpr unsigned kMaxVlanTags = 2;
+constexpr unsigned kMaxMplsLabels = 8;
+constexpr uint32_t kPppoeHdr = 6 + 2;  // PPPoE session header and the PPP protocol field
 constexpr uint32_t kEthHdr = 14;
 constexpr uint32_t kVlanHdr = 4;
 constexpr uint32_t kIpv6Hdr = 40;
@@ -176,8 +183,28 @@ DecodeStatus decode_packet(const uint8_t* frame, uint32_t len, PacketMeta* meta)
     type = be16(frame + off);
   }
   off += 2;
-  meta->l3_offset = static_cast<uint16_t>(off);
   if (len > UINT16_MAX) return DecodeStatus::kBadHeader;  // offsets are 16-bit; no such frame on a wire
+  if (type == kEthMpls || type == kEthMplsMulticast) {
+    // Labels until the bottom of the stack; the IP version nibble then names the payload.
+    for (unsigned n = 0;; ++n) {
+      if (n == kMaxMplsLabels) return DecodeStatus::kBadHeader;
+      if (len - off < 4) return DecodeStatus::kTruncated;
+      bool bottom = frame[off + 2] & 1;
+      off += 4;
+      if (bottom) break;
+    }
+    if (len - off < 1) return DecodeStatus::kTruncated;
+    uint8_t version = frame[off] >> 4;
+    type = version == 4 ? kEthIpv4 : version == 6 ? kEthIpv6 : 0;
+  } else if (type == kEthPppoeSession) {
+    if (len - off < kPppoeHdr) return DecodeStatus::kTruncated;
+    if (frame[off] != 0x11 || frame[off + 1] != 0) return DecodeStatus::kNonIp;  // version 1 type 1, session data
+    meta->pppoe_offset = static_cast<uint16_t>(off);
+    uint16_t ppp = be16(frame + off + 6);
+    off += kPppoeHdr;
+    type = ppp == kPppIpv4 ? kEthIpv4 : ppp == kPppIpv6 ? kEthIpv6 : 0;
+  }
+  meta->l3_offset = static_cast<uint16_t>(off);
   if (type == kEthIpv4) return decode_ipv4(frame, off, len, meta);
   if (type == kEthIpv6) return decode_ipv6(frame, off, len, meta);
   return DecodeStatus::kNonIp;

@@ -1,4 +1,5 @@
-// Ethernet / 802.1Q / 802.1ad / IPv4 / IPv6 / TCP / UDP decoding into packet metadata.
+// Ethernet / 802.1Q / 802.1ad / MPLS / PPPoE / IPv4 / IPv6 / TCP / UDP decoding into packet
+// metadata.
 // Pure functions over a byte buffer: no mbufs, no EAL, no state. Any lcore may call them.
 #pragma once
 
@@ -24,12 +25,17 @@ inline constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpPsh
 // and walking an unbounded chain costs per packet what an attacker chooses.
 inline constexpr unsigned kMaxIpv6ExtHeaders = 32;
 
+// The longest header before L3 decode_packet() accepts: Ethernet, two VLAN tags and eight MPLS
+// labels (a PPPoE session header is shorter).
+inline constexpr uint16_t kMaxL2Header = 14 + 2 * 4 + 8 * 4;
+
 struct PacketMeta {
   uint16_t l3_offset = 0;
   uint16_t l4_offset = 0;
   uint16_t payload_offset = 0;
-  uint16_t payload_len = 0;  // from the IP length, so Ethernet padding is excluded
-  uint16_t vlan_tci = 0;     // the innermost tag's TCI, valid when has_vlan
+  uint16_t payload_len = 0;   // from the IP length, so Ethernet padding is excluded
+  uint16_t vlan_tci = 0;      // the innermost tag's TCI, valid when has_vlan
+  uint16_t pppoe_offset = 0;  // where a PPPoE session header sits (0: none); its length covers L3
   bool has_vlan = false;
   uint8_t ip_version = 0;  // 4 or 6
   uint8_t l4_proto = 0;    // IPPROTO_*; for a fragment, the protocol of the whole datagram
@@ -55,7 +61,9 @@ struct PacketMeta {
 
 // Decodes `frame` of `len` bytes. On kOk the L3/L4 fields are set; ports, seq and payload only
 // for TCP/UDP. Never reads outside [frame, frame + len). An IPv6 "atomic" fragment (offset 0, no
-// more fragments, RFC 6946) is an ordinary packet.
+// more fragments, RFC 6946) is an ordinary packet. IP inside up to two VLAN tags, an MPLS label
+// stack (up to 8 labels) or a PPPoE session is decoded: the next hop unwraps it and the server
+// reads what it carries.
 DecodeStatus decode_packet(const uint8_t* frame, uint32_t len, PacketMeta* meta);
 
 }  // namespace imf::dp::decode

@@ -37,7 +37,13 @@ SegmentPlan TcpTracker::track(TcpConn& c, uint8_t side, const PacketMeta& m, con
   if (c.state == ConnState::kSynSent) return drop(Counter::tcp_invalid);
   if (!(f & kTcpAck)) return drop(Counter::tcp_no_ack);  // RFC 793 p.72: discarded in a synchronized state
   if (cfg_.validate && !ack_acceptable(c, side, m.ack)) return drop(Counter::tcp_bad_ack);
-  return on_data(c, side, m, payload, m.seq, true);
+  SegmentPlan plan = on_data(c, side, m, payload, m.seq, true);
+  // The client's ACK of the server's SYN completes the handshake. Until then the flow is as
+  // cheap to give up as any half-open one: a flood answered by SYN/ACKs stays in that class.
+  if (c.state == ConnState::kSynReceived && side == 0 && plan.action == SegmentAction::kForward &&
+      seq_after(m.ack, c.end[1].isn))
+    c.state = ConnState::kEstablished;
+  return plan;
 }
 
 SegmentPlan TcpTracker::on_rst(TcpConn& c, uint8_t side, const PacketMeta& m) {
@@ -110,7 +116,7 @@ void TcpTracker::establish(TcpConn& c, const PacketMeta& sa) {
   server.wnd_end = server.next_seq + c.syn_window;
   server.wnd_known = true;
   server.max_wnd = sa.tcp_window;
-  c.state = ConnState::kEstablished;
+  c.state = ConnState::kSynReceived;
 }
 
 SegmentPlan TcpTracker::on_syn_ack(TcpConn& c, uint8_t side, const PacketMeta& m, const uint8_t* payload) {

@@ -57,7 +57,8 @@ struct TcpEnd {
 
 enum class ConnState : uint8_t {
   kSynSent,      // the client's SYN seen, the server has not accepted it yet
-  kEstablished,  // the server's SYN/ACK accepted the client's SYN
+  kSynReceived,  // the server's SYN/ACK accepted it; the client has not acknowledged that yet
+  kEstablished,  // the client acknowledged the server's SYN: the handshake is complete
   kClosing,      // an RST at the next sequence number, or FINs both ways
 };
 

@@ -90,5 +90,25 @@ INSTANTIATE_TEST_SUITE_P(All, ResetTest,
                                            Case{"ipv6", true, false}, Case{"ipv6_vlan", true, true}),
                          [](const auto& info) { return std::string(info.param.name); });
 
+TEST(TcpReset, APppoeSessionHeaderCountsTheReset) {
+  Bytes inner = PacketBuilder().tcp(40000, 1883, 1000, 5000, 0x18).payload("0123456789").build();
+  Bytes seg(inner.begin(), inner.begin() + 12);
+  uint16_t ppp_len = static_cast<uint16_t>(inner.size() - 14 + 2);
+  for (uint8_t b : {uint8_t{0x88}, uint8_t{0x64}, uint8_t{0x11}, uint8_t{0x00}, uint8_t{0x00}, uint8_t{0x07},
+                    static_cast<uint8_t>(ppp_len >> 8), static_cast<uint8_t>(ppp_len), uint8_t{0x00}, uint8_t{0x21}})
+    seg.push_back(b);
+  seg.insert(seg.end(), inner.begin() + 14, inner.end());
+  decode::PacketMeta m;
+  ASSERT_EQ(decode::decode_packet(seg.data(), static_cast<uint32_t>(seg.size()), &m), decode::DecodeStatus::kOk);
+  uint8_t out[kResetFrameMax];
+  uint16_t len = build_reset(seg.data(), m, ResetTarget::kReceiver, out);
+  decode::PacketMeta r;
+  ASSERT_EQ(decode::decode_packet(out, len, &r), decode::DecodeStatus::kOk);
+  EXPECT_EQ(r.pppoe_offset, 14);
+  EXPECT_EQ(out[14 + 4] << 8 | out[14 + 5], 2 + 40);  // PPP protocol + IPv4 + TCP
+  EXPECT_EQ(out[14 + 2] << 8 | out[14 + 3], 7);       // the session id kept
+  EXPECT_TRUE(tcp_checksum_ok(out, r));
+}
+
 }  // namespace
 }  // namespace imf::dp::action

@@ -243,6 +243,50 @@ TEST(DecodePacket, FragmentFieldsDescribeTheFragment) {
   EXPECT_EQ(m.payload_len, 8);
 }
 
+// Wraps an Ethernet IP frame's L3 in an outer header `shim` with EtherType `type`.
+Bytes wrapped(const Bytes& frame, uint16_t type, const Bytes& shim) {
+  Bytes out(frame.begin(), frame.begin() + 12);
+  out.push_back(static_cast<uint8_t>(type >> 8));
+  out.push_back(static_cast<uint8_t>(type));
+  test::append(out, shim);
+  out.insert(out.end(), frame.begin() + 14, frame.end());
+  return out;
+}
+
+TEST(DecodePacket, IpInsideMplsLabelStacksIsDecoded) {
+  Bytes v4 = PacketBuilder().tcp(40000, 1883).payload("m").build();
+  Bytes v6 = PacketBuilder().ipv6(kSrc6, kDst6).tcp(40000, 1883).payload("m").build();
+  const Bytes two_labels = {0x00, 0x01, 0x00, 64, 0x00, 0x02, 0x01, 64};  // the second is the bottom
+  PacketMeta m;
+  ASSERT_EQ(decode(wrapped(v4, 0x8847, two_labels), &m), DecodeStatus::kOk);
+  EXPECT_EQ(m.l3_offset, 22);
+  EXPECT_EQ(m.dst_port, 1883);
+  ASSERT_EQ(decode(wrapped(v6, 0x8847, two_labels), &m), DecodeStatus::kOk);
+  EXPECT_EQ(m.ip_version, 6);
+  Bytes nine;
+  for (int i = 0; i < 9; ++i) test::append(nine, Bytes{0, 0, 0, 64});
+  nine[nine.size() - 2] = 1;
+  EXPECT_EQ(decode(wrapped(v4, 0x8847, nine), &m), DecodeStatus::kBadHeader);
+  // A stack whose bottom never comes runs off the frame.
+  Bytes open_stack = wrapped(v4, 0x8847, {0, 0, 0, 64});
+  open_stack.resize(14 + 4 + 2);
+  EXPECT_EQ(decode(open_stack, &m), DecodeStatus::kTruncated);
+}
+
+TEST(DecodePacket, IpInsideAPppoeSessionIsDecoded) {
+  Bytes v4 = PacketBuilder().tcp(40000, 1883).payload("p").build();
+  uint16_t ip_len = static_cast<uint16_t>(v4.size() - 14);
+  Bytes shim = {0x11, 0x00, 0x12, 0x34, static_cast<uint8_t>((ip_len + 2) >> 8), static_cast<uint8_t>(ip_len + 2),
+                0x00, 0x21};
+  PacketMeta m;
+  ASSERT_EQ(decode(wrapped(v4, 0x8864, shim), &m), DecodeStatus::kOk);
+  EXPECT_EQ(m.pppoe_offset, 14);
+  EXPECT_EQ(m.l3_offset, 22);
+  EXPECT_EQ(m.dst_port, 1883);
+  shim[7] = 0x23;  // another PPP protocol (LCP is 0xc021): not IP
+  EXPECT_EQ(decode(wrapped(v4, 0x8864, shim), &m), DecodeStatus::kNonIp);
+}
+
 TEST(DecodePacket, TwoVlanTagsAreDecodedThreeAreNot) {
   Bytes f = PacketBuilder().vlan(0x0123).tcp(40000, 1883).payload("x").build();
   // Put an 802.1ad service tag in front of the customer tag.
