@@ -1,5 +1,6 @@
 #include "rules/artifact.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -13,6 +14,10 @@ namespace {
 constexpr char kMagic[8] = {'I', 'M', 'F', 'R', 'U', 'L', 'E', '2'};
 constexpr char kMagicV1[8] = {'I', 'M', 'F', 'R', 'U', 'L', 'E', '1'};  // before rule conditions
 constexpr uint32_t kMaxRules = 1u << 24;
+// The fewest bytes one encoded rule takes: empty id, action, scope (and in version 2, empty
+// category, three empty lists and the flag byte).
+constexpr size_t kMinRuleBytesV1 = 4 + 1 + 1;
+constexpr size_t kMinRuleBytes = kMinRuleBytesV1 + 4 + 3 * 4 + 1;
 
 uint64_t fnv1a(const char* p, size_t n) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -96,7 +101,8 @@ std::string encode_artifact(const RuleSetArtifact& a) {
     put_list(out, r.cond.channels);
     put_list(out, r.cond.with_markers);
     put_list(out, r.cond.without_markers);
-    put<uint8_t>(out, static_cast<uint8_t>(r.cond.dry_run | r.cond.any_body << 1));
+    // Protocols in the upper bits: artifacts written before protocols existed hold 0 (every one).
+    put<uint8_t>(out, static_cast<uint8_t>(r.cond.dry_run | r.cond.any_body << 1 | r.cond.protocols << 2));
   }
   put_str(out, a.compiled.database);
   put<uint64_t>(out, fnv1a(out.data(), out.size()));
@@ -123,7 +129,9 @@ Result<RuleSetArtifact> decode_artifact(const std::string& bytes, const std::str
   a.rules_text = r.str();
   auto n = r.get<uint32_t>();
   if (!r.ok() || n > kMaxRules) return bad("rule count out of range");
-  a.compiled.rules.reserve(n);
+  // Room for as many rules as the bytes left can hold, not what the count claims: a damaged count
+  // must not allocate gigabytes before the reads below find the artifact truncated.
+  a.compiled.rules.reserve(std::min<size_t>(n, (head.size() - r.pos()) / (v1 ? kMinRuleBytesV1 : kMinRuleBytes)));
   for (uint32_t i = 0; i < n && r.ok(); ++i) {
     RuleMeta m;
     m.id = r.str();
@@ -137,8 +145,10 @@ Result<RuleSetArtifact> decode_artifact(const std::string& bytes, const std::str
       auto bits = r.get<uint8_t>();
       m.cond.dry_run = bits & 1;
       m.cond.any_body = bits & 2;
+      m.cond.protocols = static_cast<uint8_t>(bits >> 2);
     }
-    if (action > static_cast<uint8_t>(Action::kDrop) || m.scope == 0 || (m.scope & ~(kScopePayload | kScopeTopic)))
+    if (action > static_cast<uint8_t>(Action::kDrop) || m.scope == 0 || (m.scope & ~(kScopePayload | kScopeTopic)) ||
+        (m.cond.protocols & ~kAllProtocols))
       return bad("rule " + std::to_string(i) + " has an unknown action or scope");
     m.action = static_cast<Action>(action);
     a.compiled.rules.push_back(std::move(m));

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -116,12 +117,13 @@ std::string parse_scope(std::string_view s, uint8_t* scope) {
   while (!s.empty()) {
     size_t comma = s.find(',');
     std::string_view part = s.substr(0, comma);
-    if (part == "payload") {
-      *scope |= kScopePayload;
-    } else if (part == "topic") {
-      *scope |= kScopeTopic;
+    if (part == "body" || part == "payload") {
+      *scope |= kScopeBody;
+    } else if (part == "channel" || part == "topic") {
+      *scope |= kScopeChannel;
     } else {
-      return "unknown scope '" + std::string(part) + "' (allowed: payload, topic, payload,topic)";
+      return "unknown scope '" + std::string(part) +
+             "' (allowed: body, channel, body,channel; payload and topic are MQTT's names for them)";
     }
     if (comma == std::string_view::npos) break;
     s.remove_prefix(comma + 1);
@@ -162,9 +164,17 @@ std::string parse_option(std::string_view opt, Rule* rule) {
     if (value.size() > 32 || !valid_marker(value)) return "category must be 1-32 characters of a-z 0-9 _ . -";
     c.category = std::string(value);
   } else if (key == "channel") {
-    for (std::string& f : split_list(value)) {
-      if (Status st = check_topic_filter(f); !st) return "channel: " + st.error();
-      c.channels.push_back(std::move(f));
+    // Checked once the whole line is read: what a pattern may be depends on protocol=.
+    for (std::string& f : split_list(value)) c.channels.push_back(std::move(f));
+  } else if (key == "protocol") {
+    if (c.protocols) return "protocol given twice";
+    for (const std::string& name : split_list(value)) {
+      uint8_t bit = 0;
+      for (uint8_t i = 0; i < std::size(kProtocolNames); ++i) {
+        if (name == kProtocolNames[i]) bit = static_cast<uint8_t>(1u << i);
+      }
+      if (!bit) return "unknown protocol '" + name + "' (allowed: mqtt, xmpp, sip, irc)";
+      c.protocols |= bit;
     }
   } else if (key == "with" || key == "without") {
     auto& list = key == "with" ? c.with_markers : c.without_markers;
@@ -179,7 +189,25 @@ std::string parse_option(std::string_view opt, Rule* rule) {
       return "unknown mode '" + std::string(value) + "' (allowed: enforce, dry-run)";
     }
   } else {
-    return "unknown option '" + std::string(key) + "' (allowed: category, channel, with, without, mode)";
+    return "unknown option '" + std::string(key) + "' (allowed: category, channel, protocol, with, without, mode)";
+  }
+  return {};
+}
+
+// Each channel pattern is an MQTT topic filter for MQTT messages and a glob for the others: it
+// must be valid as whichever the rule's protocols need. Returns an error text, empty when valid.
+std::string check_channels(const RuleConditions& c) {
+  uint8_t protocols = c.protocols ? c.protocols : kAllProtocols;
+  for (const std::string& f : c.channels) {
+    if (protocols & kProtoMqtt) {
+      if (Status st = check_topic_filter(f); !st) {
+        return "channel '" + f + "' is not an MQTT topic filter: " + st.error() +
+               " (for XMPP, SIP and IRC channels alone, add protocol=xmpp,sip,irc)";
+      }
+    }
+    if (protocols & ~kProtoMqtt) {
+      if (Status st = check_glob(f); !st) return "channel '" + f + "': " + st.error();
+    }
   }
   return {};
 }
@@ -256,8 +284,12 @@ Result<RuleSet> parse_rules(std::string_view text, const std::string& source) {
       fail("missing pattern");
       continue;
     }
-    if (!rule.cond.channels.empty() && (rule.scope & kScopeTopic)) {
-      fail("channel= limits which messages' payloads are scanned: it takes scope payload, not topic");
+    if (!rule.cond.channels.empty() && (rule.scope & kScopeChannel)) {
+      fail("channel= limits which messages' bodies are scanned: it takes scope body, not channel");
+      continue;
+    }
+    if (std::string bad = check_channels(rule.cond); !bad.empty()) {
+      fail(bad);
       continue;
     }
     if (pattern == "*") {

@@ -48,4 +48,36 @@ bool topic_matches(std::string_view filter, std::string_view topic) {
   return t == topic.size() && f == filter.size();
 }
 
+Status check_glob(std::string_view glob) {
+  if (glob.empty() || glob.size() > 256) return make_error("a channel glob is 1-256 bytes");
+  for (char c : glob) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x21 || u == 0x7f) return make_error("a channel glob holds no spaces or control characters");
+  }
+  return Ok{};
+}
+
+bool glob_matches(std::string_view glob, std::string_view text) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  // Greedy with one backtrack point (the last '*'), the classic wildcard matcher: a failed run
+  // after a '*' restarts one byte further, never recursing.
+  size_t g = 0, t = 0, star = std::string_view::npos, mark = 0;
+  while (t < text.size()) {
+    if (g < glob.size() && (glob[g] == '?' || (glob[g] != '*' && lower(glob[g]) == lower(text[t])))) {
+      ++g;
+      ++t;
+    } else if (g < glob.size() && glob[g] == '*') {
+      star = g++;
+      mark = t;
+    } else if (star != std::string_view::npos) {
+      g = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (g < glob.size() && glob[g] == '*') ++g;
+  return g == glob.size();
+}
+
 }  // namespace imf::rules

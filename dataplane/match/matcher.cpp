@@ -6,14 +6,17 @@ namespace imf::dp::match {
 
 bool rule_applies(const RuleGeneration& gen, uint32_t i, const MessageContext& m) {
   const RuleScope& s = gen.scope[i];
+  if (!(s.protocols & (1u << m.protocol))) return false;
   if (s.needs_account) {
     if (!m.sender_known) return false;
     if ((m.markers & s.with_mask) != s.with_mask || (m.markers & s.without_mask)) return false;
   }
   if (s.has_channels) {
-    std::string_view topic(m.topic, m.topic_len);
+    // MQTT names channels with topic filters, the other protocols with globs.
+    std::string_view channel(m.topic, m.topic_len);
+    bool mqtt = m.protocol == 0;
     for (const std::string& f : gen.rules[i].cond.channels) {
-      if (rules::topic_matches(f, topic)) return true;
+      if (mqtt ? rules::topic_matches(f, channel) : rules::glob_matches(f, channel)) return true;
     }
     return false;
   }

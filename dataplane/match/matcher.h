@@ -18,12 +18,14 @@ namespace imf::dp::match {
 
 enum class Field : uint8_t { kPayload = rules::kScopePayload, kTopic = rules::kScopeTopic };
 
-// What rule conditions are tested against: the message's channel and its sender's markers.
+// What rule conditions are tested against: the message's protocol and channel, and its sender's
+// markers.
 struct MessageContext {
-  const char* topic = nullptr;  // the message's complete topic
+  const char* topic = nullptr;  // the message's channel (as much as the inspector keeps)
   uint32_t topic_len = 0;
   uint64_t markers = 0;       // the sending account's markers
   bool sender_known = false;  // a client's own message with its account looked up
+  uint8_t protocol = 0;       // proto::Protocol: the rule's protocols bit and how channels match
 };
 
 // Whether rule `i` of `gen` applies to the message (channel, markers). Any thread; pure.

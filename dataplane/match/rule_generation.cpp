@@ -23,7 +23,8 @@ Result<std::unique_ptr<RuleGeneration>> install_generation(const rules::Compiled
     }
     s.has_channels = !r.cond.channels.empty();
     s.dry_run = r.cond.dry_run;
-    gen->conditional |= s.needs_account || s.has_channels;
+    if (r.cond.protocols) s.protocols = r.cond.protocols;
+    gen->conditional |= s.needs_account || s.has_channels || s.protocols != rules::kAllProtocols;
     if (r.cond.any_body) gen->any_body.push_back(static_cast<uint16_t>(i));
   }
 

@@ -22,6 +22,7 @@ struct RuleScope {
   bool needs_account = false;
   bool has_channels = false;
   bool dry_run = false;
+  uint8_t protocols = rules::kAllProtocols;  // bit per protocol (proto::Protocol) it applies to
 };
 
 struct RuleGeneration {

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "proto/decoder.h"
+
 namespace imf::dp::proto {
 
 enum class MqttError : uint8_t {
@@ -34,18 +36,8 @@ enum class MqttError : uint8_t {
 
 const char* mqtt_error_name(MqttError e);
 
-enum class FeedResult : uint8_t { kOk, kStopped, kError };
-
-// What a connection's CONNECT told us; shared by both directions' decoders.
-struct MqttSession {
-  static constexpr uint32_t kAccountCap = 96;
-  uint8_t version = 0;  // protocol level: 3, 4 (3.1.1) or 5; 0 until CONNECT
-  bool has_username = false;
-  uint16_t keepalive_s = 0;  // the CONNECT's keep-alive (0: none)
-  bool account_truncated = false;
-  uint8_t account_len = 0;
-  char account[kAccountCap];
-};
+// What a connection's CONNECT told us (version, account, keep-alive); shared by both directions.
+using MqttSession = Session;
 
 // Spec maximum of the remaining-length field (2^28 - 1).
 inline constexpr uint32_t kMqttMaxRemaining = 268435455;

@@ -41,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import techniques as T  # noqa: E402  this directory
-from netns_tools import PING_SNIPPET, nsrun, run, stop_proc, tail, wait_for  # noqa: E402  ../integration
+from netns_tools import PING_SNIPPET, delete_namespaces, nsrun, run, stop_proc, tail, wait_for  # noqa: E402  ../integration
 
 PID = os.getpid()
 NS = {k: f"evl-{k}{PID}" for k in ("c", "m", "r", "s")}
@@ -111,13 +111,7 @@ class Topology:
         return nsrun(ns, ["cat", f"/sys/class/net/{dev}/address"]).stdout.strip()
 
     def teardown(self):
-        for ns in self.created:
-            for pid in run(["ip", "netns", "pids", ns], check_rc=False).stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            run(["ip", "netns", "del", ns], check_rc=False)
+        delete_namespaces(self.created)
         self.created = []
 
 

@@ -448,10 +448,10 @@ class Test:
         assert p.returncode == 0, p.err
         assert re.search(r"example\.rules: \d+ rules, valid", p.out), p.out
         bad = self.write("bad.rules", "ok drop payload \"fine\"\n# comment\nx.bad drop payload /(a)\\1/\n"
-                                      "y alert body \"z\"\n")
+                                      "y alert text \"z\"\n")
         p = self.ctl("rules", "validate", bad)
         assert p.returncode == 1, f"exit {p.returncode}"
-        assert f"{bad}:4: rule 'y': unknown scope 'body'" in p.err, p.err
+        assert f"{bad}:4: rule 'y': unknown scope 'text'" in p.err, p.err
         bad2 = self.write("bad2.rules", "ok drop payload \"fine\"\n\nx.bad drop payload /(a)\\1/\n")
         p = self.ctl("rules", "validate", bad2)
         assert p.returncode == 1

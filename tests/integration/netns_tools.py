@@ -120,12 +120,17 @@ class Wire:
         nsrun(self.broker, ["ip", "addr", "add", f"{self.broker_ip}/24", "dev", "b0"])
 
     def teardown(self):
-        for ns in self.created:
-            # Processes left in our own namespaces (e.g. orphans of a killed `ip netns exec`).
-            for pid in run(["ip", "netns", "pids", ns], check_rc=False).stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            run(["ip", "netns", "del", ns], check_rc=False)
+        delete_namespaces(self.created)
         self.created = []
+
+
+def delete_namespaces(names):
+    """Deletes our network namespaces, killing processes left in them first (e.g. orphans of a
+    killed `ip netns exec`)."""
+    for ns in names:
+        for pid in run(["ip", "netns", "pids", ns], check_rc=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        run(["ip", "netns", "del", ns], check_rc=False)

@@ -578,7 +578,7 @@ class OfflineE2E:
                                      'bad.action  block  payload  "x"\n', 3, "bad.action")
 
     def test_bad_rules_unknown_scope(self):
-        self.bad_rules("bad-scope", '\n\nok.rule drop payload "fine"\nbad.scope drop body "x"\n', 4, "bad.scope")
+        self.bad_rules("bad-scope", '\n\nok.rule drop payload "fine"\nbad.scope drop text "x"\n', 4, "bad.scope")
 
     def test_bad_rules_backreference(self):
         self.bad_rules("bad-backref", '# refs\nbad.backref  drop  payload  /(ab)\\1/\n', 2, "bad.backref")

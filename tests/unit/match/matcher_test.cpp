@@ -188,6 +188,32 @@ TEST_F(ScopedMatcherTest, PatternRuleAppliesOnlyInItsChannelsToMarkedSenders) {
   EXPECT_EQ(message("chat", "see http://x", 2).n_hits, 0);
 }
 
+TEST(ProtocolMatcher, ProtocolConditionAndChannelsMatchPerProtocol) {
+  auto set = rules::parse_rules(
+      "irc.kids drop body protocol=irc channel=#kids* \"badword\"\n"
+      "mqtt.kids drop body channel=kids/# \"badword\"\n"
+      "xmpp.only alert body protocol=xmpp \"hello\"\n",
+      "p.rules");
+  ASSERT_TRUE(set.ok()) << set.error();
+  auto gen = install_generation(rules::compile_rules(set.value()).value(), 1,
+                                [](const std::vector<std::string>&) { return Result<uint64_t>(0); });
+  ASSERT_TRUE(gen.ok()) << gen.error();
+  auto applies = [&](uint32_t rule, uint8_t protocol, const std::string& channel) {
+    MessageContext m{channel.data(), static_cast<uint32_t>(channel.size()), 0, false, protocol};
+    return rule_applies(*gen.value(), rule, m);
+  };
+  constexpr uint8_t kMqtt = 0, kXmpp = 1, kIrc = 3;
+  EXPECT_TRUE(applies(0, kIrc, "#KIDS-room"));  // a glob, caseless
+  EXPECT_FALSE(applies(0, kIrc, "#adults"));
+  EXPECT_FALSE(applies(0, kMqtt, "#kids"));     // protocol=irc
+  EXPECT_TRUE(applies(1, kMqtt, "kids/room"));  // an MQTT topic filter for MQTT ...
+  EXPECT_TRUE(applies(1, kXmpp, "kids/#"));     // ... and a glob (here: a plain name) for the others
+  EXPECT_FALSE(applies(1, kXmpp, "kids/room"));
+  EXPECT_TRUE(applies(2, kXmpp, "anything"));
+  EXPECT_FALSE(applies(2, kMqtt, "anything"));
+  EXPECT_TRUE(gen.value()->conditional);
+}
+
 TEST_F(ScopedMatcherTest, DryRunDropIsReportedButDecidesNothing) {
   ScanResult r = message("chat", "buy now", 0);
   ASSERT_EQ(r.n_hits, 1);

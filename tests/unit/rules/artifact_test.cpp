@@ -39,6 +39,18 @@ TEST(Artifact, RoundTripsEveryField) {
   EXPECT_EQ(b->compiled.database, a.compiled.database);
 }
 
+TEST(Artifact, RuleProtocolsRoundTrip) {
+  auto set = parse_rules("a drop body protocol=irc,xmpp \"x\"\nb drop body \"y\"\n", "p.rules");
+  ASSERT_TRUE(set.ok()) << set.error();
+  RuleSetArtifact a;
+  a.version = 7;
+  a.compiled = compile_rules(set.value()).value();
+  auto b = decode_artifact(encode_artifact(a), "mem");
+  ASSERT_TRUE(b.ok()) << b.error();
+  EXPECT_EQ(b->compiled.rules[0].cond.protocols, kProtoIrc | kProtoXmpp);
+  EXPECT_EQ(b->compiled.rules[1].cond.protocols, 0);
+}
+
 TEST(Artifact, EveryFlippedByteOrTruncationIsRejected) {
   std::string bytes = encode_artifact(sample());
   for (size_t i = 0; i < bytes.size(); i += 7) {

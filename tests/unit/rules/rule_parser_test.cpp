@@ -52,7 +52,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadCase{"bad/id drop payload \"x\"", "bad rule id"},
         BadCase{"x block payload \"x\"", "rule 'x': unknown action 'block'"}, BadCase{"x", "rule 'x': missing action"},
-        BadCase{"x drop body \"x\"", "rule 'x': unknown scope 'body'"}, BadCase{"x drop", "rule 'x': missing scope"},
+        BadCase{"x drop text \"x\"", "rule 'x': unknown scope 'text'"}, BadCase{"x drop", "rule 'x': missing scope"},
         BadCase{"x drop payload", "rule 'x': missing pattern"},
         BadCase{"x drop payload xyz", "must be \"literal\" or /regex/"},
         BadCase{"x drop payload \"abc", "no closing '\"'"}, BadCase{"x drop payload \"\"", "empty literal"},
@@ -66,7 +66,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"x drop payload mode=later \"x\"", "unknown mode 'later'"},
         BadCase{"x drop payload category= \"x\"", "option 'category' has no value"},
         BadCase{"x drop payload *", "needs channel=, with= or without="},
-        BadCase{"x drop topic channel=a/# *", "it takes scope payload"},
+        BadCase{"x drop topic channel=a/# *", "it takes scope body"},
+        BadCase{"x drop body protocol=aim \"x\"", "unknown protocol 'aim'"},
+        BadCase{"x drop body protocol=irc protocol=sip \"x\"", "protocol given twice"},
+        BadCase{"x drop body channel=#kids \"x\"", "channel '#kids' is not an MQTT topic filter"},
+        BadCase{"x drop body protocol=irc channel=#ki\x01ds \"x\"", "no spaces or control characters"},
         BadCase{"x drop payload channel=a/# category=spam", "missing pattern"}));
 
 TEST(RuleParser, ParsesConditionsAndRulesWithoutPattern) {
@@ -86,6 +90,27 @@ TEST(RuleParser, ParsesConditionsAndRulesWithoutPattern) {
   EXPECT_FALSE(c1.any_body);
   EXPECT_EQ(c1.with_markers, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(r->rules[1].pattern, "free money");
+}
+
+TEST(RuleParser, ProtocolsScopesAndChannelsOfEveryProtocol) {
+  auto r = parse_rules(
+      "a drop body \"free money\"\n"
+      "b alert channel,body protocol=xmpp,sip \"x\"\n"
+      "c drop body protocol=irc channel=#kids*,&local \"badword\"\n"
+      "d drop payload protocol=mqtt channel=kids/# \"y\"\n"
+      "e alert payload,topic \"z\"\n",
+      "p.rules");
+  ASSERT_TRUE(r.ok()) << r.error();
+  const auto& rules = r->rules;
+  EXPECT_EQ(rules[0].scope, kScopeBody);
+  EXPECT_EQ(rules[0].cond.protocols, 0);  // every protocol
+  EXPECT_EQ(rules[1].scope, kScopeBody | kScopeChannel);
+  EXPECT_EQ(rules[1].cond.protocols, kProtoXmpp | kProtoSip);
+  EXPECT_EQ(rules[2].cond.protocols, kProtoIrc);
+  EXPECT_EQ(rules[2].cond.channels, (std::vector<std::string>{"#kids*", "&local"}));  // globs: not MQTT filters
+  EXPECT_EQ(rules[3].scope, kScopeBody);
+  EXPECT_EQ(rules[3].cond.protocols, kProtoMqtt);
+  EXPECT_EQ(rules[4].scope, kScopeBody | kScopeChannel);  // MQTT's names for the same scopes
 }
 
 TEST(RuleParser, ReportsEveryBadLineAndDuplicates) {

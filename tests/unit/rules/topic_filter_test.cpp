@@ -73,5 +73,42 @@ TEST(TopicFilter, ChecksWildcardPlacementAndLength) {
   EXPECT_TRUE(check_topic_filter(std::string(128, 'a')).ok());
 }
 
+TEST(ChannelGlob, MatchesCaselessWithStarAndQuestionMark) {
+  struct Case {
+    const char* glob;
+    const char* text;
+    bool match;
+  } cases[] = {
+      {"#kids", "#kids", true},
+      {"#kids", "#KIDS", true},
+      {"#kids", "#kids2", false},
+      {"#kids*", "#kids-room", true},
+      {"#kids*", "#kid", false},
+      {"*@muc.example.org", "lobby@muc.example.org", true},
+      {"*@muc.example.org", "lobby@MUC.Example.org", true},
+      {"*@muc.example.org", "lobby@muc.example.org.evil", false},
+      {"alice@*", "alice@example.org", true},
+      {"a?c", "abc", true},
+      {"a?c", "ac", false},
+      {"*", "", true},
+      {"*a*b*", "xxaxxbxx", true},
+      {"*a*b*", "xxbxxaxx", false},
+      {"sip:*@example.com", "sip:bob@example.com", true},
+  };
+  for (const Case& c : cases) EXPECT_EQ(glob_matches(c.glob, c.text), c.match) << c.glob << " vs " << c.text;
+  EXPECT_TRUE(check_glob("#kids*").ok());
+  EXPECT_FALSE(check_glob("").ok());
+  EXPECT_FALSE(check_glob("a b").ok());
+  EXPECT_FALSE(check_glob(std::string(257, 'a')).ok());
+}
+
+TEST(ChannelGlob, PathologicalPatternsStayCheap) {
+  std::string text(20000, 'a');
+  std::string glob;
+  for (int i = 0; i < 100; ++i) glob += "*a";
+  glob += "b";
+  EXPECT_FALSE(glob_matches(glob, text));  // exponential with recursive backtracking
+}
+
 }  // namespace
 }  // namespace imf::rules
