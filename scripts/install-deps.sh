@@ -12,8 +12,10 @@ PKGS=(
   clang libclang-rt-14-dev llvm
   # live tests and capture tooling
   iproute2 ethtool procps nftables mosquitto mosquitto-clients tcpdump tshark python3-scapy
-  # benchmark: human-written text corpus for synthesized messages, plots
-  fortunes gnuplot-nox
+  # real IM peers for the XMPP, SIP and IRC captures (scripts/record-{xmpp,sip,irc}-captures.sh)
+  prosody lua-unbound python3-slixmpp sendxmpp sip-tester ngircd ii
+  # benchmark: human-written text corpus for synthesized messages, plots, instruction counts
+  fortunes gnuplot-nox valgrind
 )
 
 missing=()
@@ -28,8 +30,11 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# mosquitto's package starts a broker on 1883 of the host; the tests run their own brokers in namespaces.
-if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
-  systemctl stop mosquitto || true
+# The servers' packages start them on the host (mosquitto on 1883, prosody on 5222, ngircd on
+# 6667); the tests and recordings run their own inside namespaces.
+if command -v systemctl >/dev/null; then
+  for s in mosquitto prosody ngircd; do
+    if systemctl is-active --quiet "$s" 2>/dev/null; then systemctl stop "$s" || true; fi
+  done
 fi
 echo "install-deps: all ${#PKGS[@]} packages present"

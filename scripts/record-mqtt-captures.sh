@@ -4,6 +4,7 @@
 # between two private network namespaces. Nothing touches the host's interfaces.
 #
 #   client ns imfrec-c: imfrec-c0 10.78.0.1/24  <-- veth, MTU 1500, offloads off -->  imfrec-b0 10.78.0.2/24 :broker ns imfrec-b
+#   (namespaces, veth pair, tcpdump and teardown: scripts/lib/record-common.sh)
 #
 # Outputs (regenerated on every run):
 #   tests/data/mqtt/offline.pcap, offline.rules, offline.expect.json   (tests/integration/offline_e2e_test.py)
@@ -12,8 +13,6 @@
 # Usage: sudo bash scripts/record-mqtt-captures.sh        (needs root, mosquitto, tcpdump, tshark, python3-scapy)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PY=/usr/bin/python3              # Debian's scapy only loads under this interpreter
 NS_C=imfrec-c
 NS_B=imfrec-b
 VETH_C=imfrec-c0
@@ -21,74 +20,23 @@ VETH_B=imfrec-b0
 IP_C=10.78.0.1
 IP_B=10.78.0.2
 PORT=1883
+# shellcheck source=lib/record-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/record-common.sh"   # ROOT, PY, WORK, log/die, netns, capture
 GAP=${IMFREC_GAP:-0.3}           # seconds between two messages, so each one leaves in its own segment
 OUT_TEST=$ROOT/tests/data/mqtt
 OUT_SAMPLE=$ROOT/config/sample
 
-WORK=""
-TCPDUMP_PID=""
 declare -A PUB_FD=() PUB_PID=()
 SUB_PIDS=()
 
-log() { echo "record: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# ---------------------------------------------------------------- setup / teardown
-teardown_netns() {
-  local ns p
-  for ns in "$NS_C" "$NS_B"; do
-    [[ -e /run/netns/$ns ]] || continue
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-      [[ -z "$(ip netns pids "$ns" 2>/dev/null)" ]] && break
-      sleep 0.1
-    done
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-  done
-}
-
-cleanup() {
-  local rc=$?
-  set +e
+record_on_exit() {  # the publishers' fifos, so their mosquitto_pub processes end
   local n fd
   for n in "${!PUB_FD[@]}"; do fd=${PUB_FD[$n]}; exec {fd}>&-; done
-  teardown_netns
-  [[ -n "$WORK" && -d "$WORK" ]] && rm -rf "$WORK"
-  if ((rc)); then log "FAILED (exit $rc); namespaces removed"; fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-[[ $EUID -eq 0 ]] || die "must run as root (network namespaces)"
-for t in ip ethtool mosquitto mosquitto_pub mosquitto_sub tcpdump tshark ss; do
-  command -v "$t" >/dev/null || die "missing tool '$t' (run scripts/install-deps.sh)"
-done
+record_init mosquitto mosquitto_pub mosquitto_sub
 "$PY" -c 'import scapy.all' 2>/dev/null || die "$PY cannot import scapy (apt-get install python3-scapy)"
-
-WORK=$(mktemp -d /tmp/imfrec.XXXXXX)
-chmod 755 "$WORK"
 mkdir -p "$OUT_TEST" "$OUT_SAMPLE"
-
-setup_netns() {
-  teardown_netns   # leftovers of an interrupted earlier run
-  ip netns add "$NS_C"
-  ip netns add "$NS_B"
-  ip link add "$VETH_C" netns "$NS_C" type veth peer name "$VETH_B" netns "$NS_B"
-  local ns dev ip
-  for ns in "$NS_C" "$NS_B"; do
-    if [[ $ns == "$NS_C" ]]; then dev=$VETH_C ip=$IP_C; else dev=$VETH_B ip=$IP_B; fi
-    ip -n "$ns" link set lo up
-    ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
-    ip -n "$ns" link set "$dev" mtu 1500
-    ip -n "$ns" addr add "$ip/24" dev "$dev"
-    ip -n "$ns" link set "$dev" up
-    # real-wire segmentation: MSS-sized segments, correct checksums in the capture
-    ip netns exec "$ns" ethtool -K "$dev" tx off tso off gso off gro off >/dev/null 2>&1 \
-      || ip netns exec "$ns" ethtool -K "$dev" tx off tso off gso off
-  done
-}
 
 start_broker() {
   cat >"$WORK/mosquitto.conf" <<EOF
@@ -103,37 +51,7 @@ log_type notice
 EOF
   chmod 644 "$WORK/mosquitto.conf"
   ip netns exec "$NS_B" mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-  local i
-  for i in $(seq 50); do
-    ip netns exec "$NS_B" ss -Hltn "sport = :$PORT" | grep -q "$IP_B:$PORT" && return 0
-    sleep 0.1
-  done
-  cat "$WORK/mosquitto.log" >&2
-  die "broker did not start"
-}
-
-# ---------------------------------------------------------------- capture
-start_capture() {  # $1 = output pcap
-  : >"$WORK/tcpdump.err"
-  ip netns exec "$NS_C" tcpdump -i "$VETH_C" -U -s 0 -w "$1" "tcp port $PORT" 2>"$WORK/tcpdump.err" &
-  TCPDUMP_PID=$!
-  local i
-  for i in $(seq 100); do
-    grep -q "listening on" "$WORK/tcpdump.err" && { sleep 0.2; return 0; }
-    kill -0 "$TCPDUMP_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  cat "$WORK/tcpdump.err" >&2
-  die "tcpdump did not start"
-}
-
-stop_capture() {
-  sleep 0.5
-  kill -INT "$TCPDUMP_PID"
-  wait "$TCPDUMP_PID" || true
-  TCPDUMP_PID=""
-  grep -E "packets (captured|dropped by kernel)" "$WORK/tcpdump.err" | sed 's/^/record:   tcpdump: /' >&2 || true
-  grep -q "^0 packets dropped by kernel" "$WORK/tcpdump.err" || die "tcpdump dropped packets"
+  wait_listen "$NS_B" "$IP_B" "$PORT" tcp "$WORK/mosquitto.log"
 }
 
 # ---------------------------------------------------------------- clients (all in the client ns)
