@@ -62,7 +62,7 @@ int fail(const std::string& what) {
 // Builds one worker's context: flow table, per-flow state, its first rule-set engine, rings,
 // TX buffers.
 Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, uint16_t n_ports, const Options& opt,
-                                              agent::RuleInstaller& installer, const PortSet& inspected,
+                                              agent::RuleInstaller& installer, const ServiceMap& services,
                                               rte_mempool* pool, const inspect::InspectConfig& icfg) {
   auto c = std::make_unique<LcoreCtx>();
   c->lcore_id = lcore;
@@ -70,7 +70,8 @@ Result<std::unique_ptr<LcoreCtx>> make_worker(unsigned lcore, uint16_t queue, ui
   c->n_ports = n_ports;
   for (uint16_t p = 0; p < n_ports; ++p) c->peer[p] = n_ports == 1 ? p : (p ^ 1);
   c->pool = pool;
-  c->inspected_ports = &inspected;
+  c->services = &services;
+  if (services.detect) c->undetected_by_port.reset(new uint32_t[65536]());
   c->sides_on_one_port = opt.sides_on_one_port;
   c->min_ttl = static_cast<uint8_t>(opt.min_ttl);
   c->verify_checksums = !opt.skip_checksums;
@@ -281,8 +282,15 @@ int run(int argc, char** argv, bool* eal_up) {
                                               static_cast<int>(rte_socket_id()));
   if (!pool) return fail(std::string("cannot create mbuf pool: ") + rte_strerror(rte_errno));
 
-  PortSet inspected;
-  for (uint16_t p : opt.mqtt_ports) inspected.set(p);
+  ServiceMap services;
+  for (uint16_t p : opt.mqtt_ports) services.add_tcp(p, proto::Protocol::kMqtt);
+  for (uint16_t p : opt.xmpp_ports) services.add_tcp(p, proto::Protocol::kXmpp);
+  for (uint16_t p : opt.irc_ports) services.add_tcp(p, proto::Protocol::kIrc);
+  for (uint16_t p : opt.sip_ports) {
+    services.add_tcp(p, proto::Protocol::kSip);
+    services.add_udp(p, proto::Protocol::kSip);
+  }
+  services.detect = opt.detect_protocols;
 
   table::TableSet tables(opt.table_capacity, qsv);
   inspect::InspectConfig icfg;
@@ -291,13 +299,14 @@ int run(int argc, char** argv, bool* eal_up) {
   icfg.tcp.validate = !opt.skip_tcp_validation;
   icfg.tcp.retain_cap = opt.tcp_retain_kb << 10;
   icfg.retain_store_bytes = size_t{opt.tcp_retain_mb} << 20;
+  icfg.decoder_pairs = opt.decoder_states;
   icfg.accounts = &accounts;
   icfg.digest_key = pol->digest_key ? &*pol->digest_key : nullptr;
 
   std::vector<std::unique_ptr<LcoreCtx>> workers;
   std::vector<LcoreCtx*> worker_ptrs;
   for (uint16_t q = 0; q < queues; ++q) {  // lcores was cut to `queues` above
-    auto w = make_worker(lcores[q], q, n_ports, opt, installer, inspected, pool, icfg);
+    auto w = make_worker(lcores[q], q, n_ports, opt, installer, services, pool, icfg);
     if (!w) return fail(w.error());
     worker_ptrs.push_back(w.value().get());
     workers.push_back(std::move(w.value()));

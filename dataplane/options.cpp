@@ -3,9 +3,11 @@
 #include <getopt.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 namespace imf::dp {
 
@@ -20,6 +22,21 @@ bool parse_u32(const char* s, uint32_t lo, uint32_t hi, uint32_t* out) {
   return true;
 }
 
+// A comma-separated list of ports 1-65535; empty: none.
+Result<std::vector<uint16_t>> parse_port_list(const char* option, std::string_view list) {
+  std::vector<uint16_t> ports;
+  for (size_t pos = 0; !list.empty() && pos <= list.size();) {
+    size_t comma = std::min(list.find(',', pos), list.size());
+    std::string item(list.substr(pos, comma - pos));
+    uint32_t port;
+    if (!parse_u32(item.c_str(), 1, 65535, &port))
+      return make_error(std::string(option) + ": '" + item + "' is not a port number 1-65535");
+    ports.push_back(static_cast<uint16_t>(port));
+    pos = comma + 1;
+  }
+  return ports;
+}
+
 }  // namespace
 
 const char* usage() {
@@ -30,6 +47,14 @@ const char* usage() {
          "  --events FILE           verdict events as JSON lines (default: stdout)\n"
          "  --summary-json FILE     final counters as JSON\n"
          "  --mqtt-ports LIST       TCP server ports decoded as MQTT (default 1883)\n"
+         "  --xmpp-ports LIST       TCP server ports decoded as XMPP client-to-server (default 5222)\n"
+         "  --sip-ports LIST        UDP and TCP server ports decoded as SIP (default 5060)\n"
+         "  --irc-ports LIST        TCP server ports decoded as IRC (default 6667)\n"
+         "                          (an empty LIST turns a protocol off)\n"
+         "  --detect-protocols      TCP connections to other ports: decoded as the protocol their\n"
+         "                          client's first bytes open; the others pass, counted per port\n"
+         "  --decoder-states N      XMPP, SIP and IRC connections one worker decodes at once\n"
+         "                          (default 16384; about 1.7 KiB each)\n"
          "  --flows N               flow-table capacity per worker lcore (default 65536)\n"
          "  --flow-idle SEC         idle time before an established flow is aged out, at least\n"
          "                          (MQTT: longer when 1.5 x its keep-alive is; default 3600)\n"
@@ -85,6 +110,11 @@ Result<Options> parse_options(int argc, char** argv) {
     kEvents,
     kSummary,
     kMqttPorts,
+    kXmppPorts,
+    kSipPorts,
+    kIrcPorts,
+    kDetect,
+    kDecoderStates,
     kFlows,
     kFlowIdle,
     kHandshakeTimeout,
@@ -122,6 +152,11 @@ Result<Options> parse_options(int argc, char** argv) {
       {"events", required_argument, nullptr, kEvents},
       {"summary-json", required_argument, nullptr, kSummary},
       {"mqtt-ports", required_argument, nullptr, kMqttPorts},
+      {"xmpp-ports", required_argument, nullptr, kXmppPorts},
+      {"sip-ports", required_argument, nullptr, kSipPorts},
+      {"irc-ports", required_argument, nullptr, kIrcPorts},
+      {"detect-protocols", no_argument, nullptr, kDetect},
+      {"decoder-states", required_argument, nullptr, kDecoderStates},
       {"flows", required_argument, nullptr, kFlows},
       {"flow-idle", required_argument, nullptr, kFlowIdle},
       {"handshake-timeout", required_argument, nullptr, kHandshakeTimeout},
@@ -164,23 +199,28 @@ Result<Options> parse_options(int argc, char** argv) {
       case kRules: o.rules_path = optarg; break;
       case kEvents: o.events_path = optarg; break;
       case kSummary: o.summary_json_path = optarg; break;
-      case kMqttPorts: {
-        o.mqtt_ports.clear();
-        std::string list = optarg;
-        size_t pos = 0;
-        while (pos <= list.size()) {
-          size_t comma = list.find(',', pos);
-          std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-          uint32_t port;
-          if (!parse_u32(item.c_str(), 1, 65535, &port)) {
-            return make_error("--mqtt-ports: '" + item + "' is not a port number 1-65535");
-          }
-          o.mqtt_ports.push_back(static_cast<uint16_t>(port));
-          if (comma == std::string::npos) break;
-          pos = comma + 1;
-        }
+      case kMqttPorts:
+      case kXmppPorts:
+      case kSipPorts:
+      case kIrcPorts: {
+        std::vector<uint16_t>& ports = c == kMqttPorts   ? o.mqtt_ports
+                                       : c == kXmppPorts ? o.xmpp_ports
+                                       : c == kSipPorts  ? o.sip_ports
+                                                         : o.irc_ports;
+        const char* name = c == kMqttPorts   ? "--mqtt-ports"
+                           : c == kXmppPorts ? "--xmpp-ports"
+                           : c == kSipPorts  ? "--sip-ports"
+                                             : "--irc-ports";
+        auto parsed = parse_port_list(name, optarg);
+        if (!parsed) return make_error(parsed.error());
+        ports = std::move(parsed.value());
         break;
       }
+      case kDetect: o.detect_protocols = true; break;
+      case kDecoderStates:
+        if (!parse_u32(optarg, 16, 1u << 24, &o.decoder_states))
+          return make_error(std::string("--decoder-states: '") + optarg + "' is not a number 16-16777216");
+        break;
       case kFlows:
         if (!parse_u32(optarg, 2, 1u << 30, &o.flows_per_lcore))
           return make_error(std::string("--flows: '") + optarg + "' is not a number 2-1073741824");
@@ -300,6 +340,17 @@ Result<Options> parse_options(int argc, char** argv) {
     }
   }
   if (optind < argc) return make_error(std::string("unexpected argument '") + argv[optind] + "'");
+  // One protocol per port (SIP's ports are both TCP and UDP; the others TCP).
+  std::array<const char*, 65536> owner{};
+  const std::pair<const char*, const std::vector<uint16_t>*> lists[] = {
+      {"mqtt", &o.mqtt_ports}, {"xmpp", &o.xmpp_ports}, {"sip", &o.sip_ports}, {"irc", &o.irc_ports}};
+  for (const auto& [name, ports] : lists) {
+    for (uint16_t port : *ports) {
+      if (owner[port] && std::strcmp(owner[port], name) != 0)
+        return make_error("port " + std::to_string(port) + " is given to both " + owner[port] + " and " + name);
+      owner[port] = name;
+    }
+  }
   if (o.rules_path.empty() && o.state_dir.empty()) return make_error("--rules FILE or --state-dir DIR is required");
   if (o.offline && !o.agent_socket.empty()) return make_error("--agent-socket is for inline mode");
   if (o.offline && (o.read_pcap.empty() || o.write_pcap.empty()))

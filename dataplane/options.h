@@ -14,7 +14,13 @@ struct Options {
   std::string rules_path;
   std::string events_path = "-";
   std::string summary_json_path;
+  // Server ports per protocol (proto::Protocol order): MQTT, XMPP and IRC on TCP, SIP on both.
   std::vector<uint16_t> mqtt_ports{1883};
+  std::vector<uint16_t> xmpp_ports{5222};
+  std::vector<uint16_t> sip_ports{5060};
+  std::vector<uint16_t> irc_ports{6667};
+  bool detect_protocols = false;    // other TCP ports: decoded as their first client bytes say
+  uint32_t decoder_states = 16384;  // XMPP, SIP and IRC connections decoded at once per worker
   uint32_t flows_per_lcore = 65536;
   inspect::FlowTimeouts timeouts;  // --flow-idle, --handshake-timeout, --close-timeout
   inspect::MidstreamPolicy midstream = inspect::MidstreamPolicy::kReset;

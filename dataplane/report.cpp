@@ -32,6 +32,16 @@ Report collect_report(const std::vector<LcoreCtx*>& lcores, uint16_t n_ports, si
       for (size_t i = 0; i < n_rules; ++i) r.rule_hits[i] += __atomic_load_n(&e->rule_hits[i], __ATOMIC_RELAXED);
     }
   }
+  std::vector<uint64_t> undetected;
+  for (const LcoreCtx* c : lcores) {
+    if (!c->undetected_by_port) continue;
+    undetected.resize(65536);
+    for (uint32_t port = 0; port < 65536; ++port)
+      undetected[port] += __atomic_load_n(&c->undetected_by_port[port], __ATOMIC_RELAXED);
+  }
+  for (uint32_t port = 0; port < undetected.size(); ++port) {
+    if (undetected[port]) r.undetected_ports.emplace_back(static_cast<uint16_t>(port), undetected[port]);
+  }
   for (uint16_t p = 0; p < n_ports; ++p) {
     rte_eth_stats s{};
     rte_eth_stats_get(p, &s);
@@ -43,18 +53,29 @@ Report collect_report(const std::vector<LcoreCtx*>& lcores, uint16_t n_ports, si
 std::string format_summary(const Report& r, const std::vector<rules::RuleMeta>& rules) {
   std::string out;
   char line[512];
-  uint64_t publishes = counter(r, Counter::mqtt_publishes);
   uint64_t blocked = counter(r, Counter::rule_drops);
   std::snprintf(line, sizeof(line),
                 "imfd summary\n"
                 "  packets: %lu received, %lu forwarded, %lu dropped, %lu resets sent\n"
-                "  flows:   %lu created, %lu closed, %lu aged, %lu evicted, %lu mid-stream\n"
-                "  MQTT:    %lu connects, %lu messages: %lu passed, %lu blocked; %lu alerts, %lu malformed\n",
+                "  flows:   %lu created, %lu closed, %lu aged, %lu evicted, %lu mid-stream\n",
                 counter(r, Counter::rx_packets), counter(r, Counter::forwarded), counter(r, Counter::dropped),
                 counter(r, Counter::resets_sent), counter(r, Counter::flows_created), counter(r, Counter::flows_closed),
                 counter(r, Counter::flows_aged), counter(r, Counter::flows_evicted),
-                counter(r, Counter::flows_midstream), counter(r, Counter::mqtt_connects), publishes,
-                publishes - blocked, blocked, counter(r, Counter::rule_alerts), counter(r, Counter::mqtt_malformed));
+                counter(r, Counter::flows_midstream));
+  out += line;
+  uint64_t messages = 0;
+  for (uint8_t p = 0; p < proto::kProtocolCount; ++p) {
+    const inspect::ProtocolCounters& pc = inspect::kProtocolCounters[p];
+    uint64_t n = counter(r, pc.messages);
+    messages += n;
+    if (!n && !counter(r, pc.logins) && !counter(r, pc.malformed)) continue;
+    std::snprintf(line, sizeof(line), "  %-8s %lu logins, %lu messages, %lu malformed\n",
+                  proto::protocol_name(static_cast<proto::Protocol>(p)), counter(r, pc.logins), n,
+                  counter(r, pc.malformed));
+    out += line;
+  }
+  std::snprintf(line, sizeof(line), "  messages: %lu passed, %lu blocked; %lu alerts\n", messages - blocked, blocked,
+                counter(r, Counter::rule_alerts));
   out += line;
   out += "  hits by rule:\n";
   std::snprintf(line, sizeof(line), "    %-32s %-6s %8s\n", "rule", "action", "hits");
@@ -81,7 +102,9 @@ std::string format_stats_line(const Report& r) {
   std::snprintf(line, sizeof(line), "rx %lu fwd %lu drop %lu rst %lu flows %lu msgs %lu blocked %lu alerts %lu",
                 counter(r, Counter::rx_packets), counter(r, Counter::forwarded), counter(r, Counter::dropped),
                 counter(r, Counter::resets_sent), counter(r, Counter::flows_created),
-                counter(r, Counter::mqtt_publishes), counter(r, Counter::rule_drops), counter(r, Counter::rule_alerts));
+                counter(r, Counter::mqtt_publishes) + counter(r, Counter::xmpp_messages) +
+                    counter(r, Counter::sip_messages) + counter(r, Counter::irc_messages),
+                counter(r, Counter::rule_drops), counter(r, Counter::rule_alerts));
   return line;
 }
 
@@ -173,7 +196,14 @@ std::string format_summary_json(const Report& r, const RunInfo& run, const std::
   j.num("stream_bytes", run.stream_bytes);
   j.num("mbufs", run.mbufs);
   j.num("tsc_hz", run.tsc_hz);
-  j.open("},\"rules\":[");
+  j.open("},\"undetected_ports\":[");
+  for (const auto& [port, connections] : r.undetected_ports) {
+    j.item();
+    j.num("port", port);
+    j.num("connections", connections);
+    j.close("}");
+  }
+  j.open("],\"rules\":[");
   for (size_t i = 0; i < rules.size(); ++i) {
     j.item();
     // Rule ids are restricted to [A-Za-z0-9._:-] by the parser: no escaping needed.

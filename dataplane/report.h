@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "rules/compiler.h"
@@ -39,8 +40,9 @@ struct Report {
   std::vector<PortTotals> ports;
   std::vector<LcoreTotals> lcores;
   std::array<uint64_t, kCounterCount> counters{};
-  std::vector<uint64_t> rule_hits;  // indexed like rules
-  LatencySummary latency;           // cycles, all lcores
+  std::vector<uint64_t> rule_hits;                              // indexed like rules
+  LatencySummary latency;                                       // cycles, all lcores
+  std::vector<std::pair<uint16_t, uint64_t>> undetected_ports;  // port, connections not recognised
 };
 
 // Sums what the lcores count. Rule hits (n_rules > 0) are read from the lcores' engines, so only
@@ -48,7 +50,7 @@ struct Report {
 // workers stopped.
 Report collect_report(const std::vector<LcoreCtx*>& lcores, uint16_t n_ports, size_t n_rules);
 
-// The human summary printed at exit: traffic, MQTT messages passed/blocked, hits by rule.
+// The human summary printed at exit: traffic, messages per protocol passed/blocked, hits by rule.
 std::string format_summary(const Report& r, const std::vector<rules::RuleMeta>& rules);
 
 // One line for --stats-interval.

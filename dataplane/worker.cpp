@@ -55,14 +55,17 @@ struct EventSink {
     e.has_digest = h.digest != nullptr;
     e.digest_bytes = h.digest_bytes;
     if (h.digest) std::memcpy(e.digest, h.digest, sizeof(e.digest));
-    const proto::MqttSession& s = h.flow->session;
+    const proto::Session& s = h.flow->session;
+    e.protocol = h.flow->protocol;
+    e.message_kind = static_cast<uint8_t>(h.dir->kind);
+    e.l4_proto = m.l4_proto;
     e.account_known = h.flow->account.known;
     e.account_len = s.account_len;
     std::memcpy(e.account, s.account, s.account_len);
     // Connection-level measures (no message at hand) name no channel.
-    bool message = h.digest || inspect::measure_has_rule(h.what);
-    e.topic_len = message ? h.dir->topic_len : 0;
-    std::memcpy(e.topic, h.dir->topic, e.topic_len);
+    e.has_message = h.digest || inspect::measure_has_rule(h.what);
+    e.channel_len = e.has_message ? h.dir->channel_len : 0;
+    std::memcpy(e.channel, h.dir->channel, e.channel_len);
     if (!c.events->push(e)) c.counters.add(Counter::events_lost);
   }
 };
@@ -93,10 +96,12 @@ struct PacketPlan {
   PacketMeta m;
   flow::FlowKey key;
   uint64_t hash;
-  uint64_t now;   // the packet's time in ticks
-  bool inspect;   // TCP to or from an inspected port, checksums verified
-  bool drop;      // malformed: a receiver would discard it too
-  bool fragment;  // an IP fragment, for the reassembler
+  uint64_t now;      // the packet's time in ticks
+  bool inspect;      // TCP of an IM protocol (or to be detected), checksums verified
+  bool datagram;     // UDP of an IM protocol, checksums verified
+  bool drop;         // malformed: a receiver would discard it too
+  bool fragment;     // an IP fragment, for the reassembler
+  uint8_t protocol;  // proto::Protocol, or inspect::kProtocolPending (detection)
   bool to_server_port;
   bool from_a;
 };
@@ -137,24 +142,40 @@ bool checksums_ok(LcoreCtx& c, uint64_t ol_flags, const uint8_t* frame, const Pa
 // flow key. `ol_flags` carries the NIC's checksum verdicts (0: none).
 void plan_frame(LcoreCtx& c, const uint8_t* frame, uint32_t len, uint64_t ol_flags, PacketPlan& p) {
   p.inspect = false;
+  p.datagram = false;
   p.drop = false;
   p.fragment = false;
   switch (decode::decode_packet(frame, len, &p.m)) {
-    case DecodeStatus::kOk:
-      if (p.m.l4_proto != decode::kProtoTcp) return;
-      p.to_server_port = (*c.inspected_ports)[p.m.dst_port];
-      if (!p.to_server_port && !(*c.inspected_ports)[p.m.src_port]) {
-        c.counters.add(Counter::tcp_uninspected);
+    case DecodeStatus::kOk: {
+      bool tcp = p.m.l4_proto == decode::kProtoTcp;
+      if (!tcp && p.m.l4_proto != decode::kProtoUdp) return;
+      const auto& ports = tcp ? c.services->tcp : c.services->udp;
+      uint8_t service = ports[p.m.dst_port];
+      p.to_server_port = service != 0;
+      if (!service) service = ports[p.m.src_port];
+      if (service) {
+        p.protocol = static_cast<uint8_t>(service - 1);
+      } else if (tcp && c.services->detect) {
+        // Its SYN will say which end serves; until then the lower port is the likelier server.
+        p.protocol = inspect::kProtocolPending;
+        p.to_server_port = p.m.dst_port < p.m.src_port;
+      } else {
+        if (tcp) c.counters.add(Counter::tcp_uninspected);
         return;
       }
       if (c.verify_checksums && !checksums_ok(c, ol_flags, frame, p.m)) {
         p.drop = true;
         return;
       }
+      if (!tcp) {
+        p.datagram = true;
+        return;
+      }
       p.inspect = true;
       p.key = flow::make_flow_key(p.m, &p.from_a);
       p.hash = flow::hash_flow_key(p.key);
       return;
+    }
     case DecodeStatus::kNonIp: c.counters.add(Counter::decode_non_ip); return;
     // An IP packet whose headers do not hold together is discarded by any receiver; forwarding
     // it could only serve to desynchronize a filter.
@@ -214,12 +235,18 @@ Verdict open_flow(LcoreCtx& c, const PacketPlan& p, uint8_t in_port, uint32_t* s
     return Verdict::kDrop;
   }
   c.counters.add(Counter::flows_created);
-  if (evicted) c.counters.add(Counter::flows_evicted);
   inspect::FlowState& fs = c.flow_state[*slot];
-  if (syn) {
-    c.inspector->init_flow(fs, *slot, m, p.from_a, in_port);
-  } else {
+  if (evicted) {
+    c.counters.add(Counter::flows_evicted);
+    c.inspector->release_flow(fs);
+  }
+  if (!syn) {
     c.inspector->init_uninspected(fs, m, p.from_a, p.to_server_port);
+  } else if (!c.inspector->init_flow(fs, *slot, m, p.from_a, in_port, p.protocol)) {
+    // No decoder state left for the protocol: refused, as a full table refuses.
+    c.flows->remove(*slot);
+    *slot = flow::FlowTable::kNone;
+    return Verdict::kDrop;
   }
   return Verdict::kForward;
 }
@@ -234,13 +261,25 @@ Verdict inspect_tcp(LcoreCtx& c, const uint8_t* frame, const PacketPlan& p, uint
   }
   EventSink sink{c, m, p.now};
   uint8_t cls;
-  Verdict v =
-      c.inspector->on_segment(c.flow_state[slot], slot, m, frame + m.payload_offset, p.from_a, in_port, sink, &cls);
+  inspect::FlowState& fs = c.flow_state[slot];
+  bool undetermined = fs.protocol == inspect::kProtocolPending && !fs.uninspected;
+  Verdict v = c.inspector->on_segment(fs, slot, m, frame + m.payload_offset, p.from_a, in_port, sink, &cls);
+  if (undetermined && fs.uninspected) {  // the client spoke to this port
+    uint32_t& n = c.undetected_by_port[m.dst_port];
+    __atomic_store_n(&n, n + 1, __ATOMIC_RELAXED);  // read by the stats reader
+  }
   if (cls != c.flows->flow_class(slot)) {
     if (cls == inspect::FlowClassMap::kClosing) c.counters.add(Counter::flows_closed);
     c.flows->set_class(slot, cls);
   }
   return v;
+}
+
+// A datagram of a datagram protocol (SIP over UDP): judged alone, dropped alone.
+Verdict inspect_datagram(LcoreCtx& c, const uint8_t* frame, const PacketPlan& p) {
+  EventSink sink{c, p.m, p.now};
+  return c.inspector->on_datagram(static_cast<proto::Protocol>(p.protocol), p.m, frame + p.m.payload_offset,
+                                  p.to_server_port, sink);
 }
 
 // What reaches the server must be what was judged: past every hop a TTL could expire on, and
@@ -257,6 +296,7 @@ unsigned judge_datagram(LcoreCtx& c, uint16_t in, const defrag::Datagram& dg, ui
   p.now = now;
   plan_frame(c, dg.frame, dg.len, 0, p);
   Verdict v = p.drop ? Verdict::kDrop : p.inspect ? inspect_tcp(c, dg.frame, p, in) : Verdict::kForward;
+  if (p.datagram) v = inspect_datagram(c, dg.frame, p);
   // The urgent pointer lives in one fragment only; a fragmented segment with urgent data is not
   // worth rewriting (TCP does not fragment): it is dropped.
   if (v == Verdict::kForward && p.inspect && (p.m.tcp_flags & decode::kTcpUrg)) {
@@ -268,7 +308,7 @@ unsigned judge_datagram(LcoreCtx& c, uint16_t in, const defrag::Datagram& dg, ui
   for (uint8_t i = 0; i < dg.n_fragments; ++i) {
     if (v == Verdict::kForward) {
       rte_mbuf* f = dg.fragments[i];
-      if (p.inspect) {
+      if (p.inspect || p.datagram) {
         PacketMeta fm;
         auto* frame = rte_pktmbuf_mtod(f, uint8_t*);
         decode::decode_packet(frame, rte_pktmbuf_data_len(f), &fm);  // kFragment: its IP header only
@@ -302,11 +342,14 @@ unsigned judge_packet(LcoreCtx& c, uint16_t in, rte_mbuf* mbuf, const PacketPlan
     return judge_datagram(c, in, dg, p.now);
   }
   auto* frame = rte_pktmbuf_mtod(mbuf, uint8_t*);
-  Verdict v = p.drop ? Verdict::kDrop : p.inspect ? inspect_tcp(c, frame, p, in) : Verdict::kForward;
+  Verdict v = p.drop       ? Verdict::kDrop
+              : p.inspect  ? inspect_tcp(c, frame, p, in)
+              : p.datagram ? inspect_datagram(c, frame, p)
+                           : Verdict::kForward;
   uint16_t out = c.peer[in];
   switch (v) {
     case Verdict::kForward:
-      if (p.inspect) normalize(c, frame, p.m);
+      if (p.inspect || p.datagram) normalize(c, frame, p.m);
       rte_eth_tx_buffer(out, c.queue, c.tx[out], mbuf);
       c.counters.add(Counter::forwarded);
       return 1;
@@ -356,7 +399,7 @@ void take_pending_engine(LcoreCtx& c) {
 Result<std::unique_ptr<Engine>> make_engine(const match::RuleGeneration& gen, uint32_t flows) {
   auto e = std::make_unique<Engine>();
   e->gen = &gen;
-  auto streams = match::StreamPool::create(gen, flows * 2);
+  auto streams = match::StreamPool::create(gen, flows * 2 + 1);  // both directions of each flow, and datagrams
   if (!streams) return make_error(streams.error());
   e->streams = std::move(streams.value());
   auto matcher = match::Matcher::create(gen);
@@ -370,7 +413,7 @@ Result<std::unique_ptr<Engine>> make_engine(const match::RuleGeneration& gen, ui
 size_t engine_bytes(const match::RuleGeneration& gen, uint32_t flows) {
   size_t scratch = 0;
   hs_scratch_size(gen.scratch_prototype.get(), &scratch);
-  return size_t{flows} * 2 * gen.stream_size + scratch + gen.rules.size() * sizeof(uint64_t);
+  return (size_t{flows} * 2 + 1) * gen.stream_size + scratch + gen.rules.size() * sizeof(uint64_t);
 }
 
 int worker_main(void* arg) {

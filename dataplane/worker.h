@@ -5,8 +5,8 @@
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
+#include <array>
 #include <atomic>
-#include <bitset>
 #include <memory>
 
 #include "common/result.h"
@@ -23,7 +23,16 @@ namespace imf::dp {
 inline constexpr uint16_t kMaxPorts = 8;
 inline constexpr uint16_t kBurst = 32;
 
-using PortSet = std::bitset<65536>;
+// Which protocol each server port speaks: 0 none, else proto::Protocol + 1. A protocol may have
+// several ports; a port one protocol.
+struct ServiceMap {
+  std::array<uint8_t, 65536> tcp{};
+  std::array<uint8_t, 65536> udp{};
+  bool detect = false;  // TCP connections to other ports: decoded as their first client bytes say
+
+  void add_tcp(uint16_t port, proto::Protocol p) { tcp[port] = static_cast<uint8_t>(p) + 1; }
+  void add_udp(uint16_t port, proto::Protocol p) { udp[port] = static_cast<uint8_t>(p) + 1; }
+};
 
 // One rule-set version as one worker uses it: the shared generation plus this lcore's scratch,
 // streams (two per flow slot) and hit counters. Built off the fast path (setup or agent thread),
@@ -51,7 +60,8 @@ struct alignas(64) LcoreCtx {
   uint16_t peer[kMaxPorts] = {};  // port a packet received on port i leaves by
   rte_eth_dev_tx_buffer* tx[kMaxPorts] = {};
   rte_mempool* pool = nullptr;  // for generated RST segments
-  const PortSet* inspected_ports = nullptr;
+  const ServiceMap* services = nullptr;
+  std::unique_ptr<uint32_t[]> undetected_by_port;  // with services->detect: connections not recognised
   bool sides_on_one_port = false;  // both sides arrive on one port: connections' sides not checked by port
   uint8_t min_ttl = 0;             // forwarded inspected packets leave with at least this TTL (0: off)
   bool verify_checksums = true;    // false only to measure the stage (--measure-without checksums)

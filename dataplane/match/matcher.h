@@ -51,6 +51,7 @@ class StreamPool {
   StreamPool& operator=(const StreamPool&) = delete;
 
   hs_stream_t* get(uint32_t i) const { return streams_[i]; }
+  uint32_t count() const { return count_; }
 
  private:
   StreamPool(uint32_t count) : count_(count), streams_(new hs_stream_t*[count]()) {}

@@ -65,9 +65,11 @@ enum class MessageKind : uint8_t {
 // datagram protocol, one per datagram).
 struct Session {
   static constexpr uint32_t kAccountCap = 96;
-  uint8_t version = 0;        // protocol-specific (MQTT: protocol level 3, 4 or 5; 0 until CONNECT)
-  bool has_username = false;  // the account is a user name the server authenticates (not an id)
-  uint16_t keepalive_s = 0;   // how long the server keeps a silent connection (0: unknown)
+  uint8_t version = 0;         // MQTT: protocol level 3, 4 or 5 (0 until CONNECT)
+  uint8_t account_source = 0;  // protocol-specific: where the account came from (0: nowhere yet),
+                               // so both directions apply the same precedence (XMPP, IRC)
+  bool has_username = false;   // the account is a user name the server authenticates (not an id)
+  uint16_t keepalive_s = 0;    // how long the server keeps a silent connection (0: unknown)
   bool account_truncated = false;
   uint8_t account_len = 0;
   char account[kAccountCap];

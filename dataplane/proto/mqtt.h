@@ -31,7 +31,7 @@ enum class MqttError : uint8_t {
   kFieldOverrun,        // a length field points past the end of its packet
   kBadProtocolLevel,    // CONNECT protocol level other than 3, 4 or 5
   kBadPropertyLength,   // v5 property length varint longer than 4 bytes
-  kBadProperty,         // v5 PUBLISH property unknown, cut short, or a topic alias of 0
+  kBadProperty,         // v5 PUBLISH property unknown, cut short, or a topic alias of 0 or twice
 };
 
 const char* mqtt_error_name(MqttError e);
@@ -42,14 +42,9 @@ using MqttSession = Session;
 // Spec maximum of the remaining-length field (2^28 - 1).
 inline constexpr uint32_t kMqttMaxRemaining = 268435455;
 
-// Sink concept (calls are inline; return false to stop decoding):
-//   bool on_connect(const MqttSession&);            account and version are known
-//   bool on_publish_begin(uint8_t qos);
-//   bool on_topic(const uint8_t* p, uint32_t n);    topic bytes, possibly in several chunks
-//   bool on_topic_alias(uint16_t alias);          MQTT 5 Topic Alias property (1..65535)
-//   bool on_topic_end();
-//   bool on_payload(const uint8_t* p, uint32_t n);  payload bytes, possibly in several chunks
-//   bool on_message_end();
+// Events (proto/decoder.h): on_account after each CONNECT's account fields (username, else client
+// id); a PUBLISH is a kMqttPublish message (topic = channel, Topic Alias = on_channel_alias,
+// payload = one body field), a CONNECT's will a kMqttWill message.
 class MqttDecoder {
  public:
   MqttDecoder() = default;
@@ -200,7 +195,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
     // Steps that finish without consuming (empty fields, end of body) run before the end check.
     if (step_ == Step::kPubPayload && remaining_ == 0) {
       step_ = Step::kFixedHeader;
-      if (!sink.on_message_end()) return FeedResult::kStopped;
+      if (!sink.on_body_end() || !sink.on_message_end()) return FeedResult::kStopped;
       continue;
     }
     if (remaining_ == 0 &&
@@ -236,7 +231,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
           uint8_t qos = (header_ >> 1) & 3;
           if (qos == 3) return fail(MqttError::kBadPublishQos);
           if (!start_field(2)) return fail(MqttError::kFieldOverrun);
-          if (!sink.on_publish_begin(qos)) return FeedResult::kStopped;
+          if (!sink.on_message_begin(MessageKind::kMqttPublish)) return FeedResult::kStopped;
           begin_int(Step::kPubTopicLen);
         } else if (type == 1 && from_client) {
           if (!start_field(2)) return fail(MqttError::kFieldOverrun);
@@ -327,7 +322,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
             // MQTT 5.0 3.3.2.3.4: a zero-length topic needs an alias.
             if (topic_len_ == 0 && !alias_seen_) return fail(MqttError::kBadProperty);
             step_ = Step::kPubPayload;
-            if (!sink.on_topic_end()) return FeedResult::kStopped;
+            if (!sink.on_channel_end()) return FeedResult::kStopped;
           } else {
             if (!start_field(2)) return fail(MqttError::kFieldOverrun);
             begin_int(step_ == Step::kConnProps ? Step::kConnClientIdLen : Step::kConnWillTopicLen);
@@ -341,7 +336,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
         if (read_u16(p)) {
           if (!start_field(acc_)) return fail(MqttError::kFieldOverrun);
           // The will is a message the broker will publish for the client: judged as one.
-          if (step_ == Step::kConnWillTopicLen && !sink.on_publish_begin((conn_flags_ >> 3) & 3))
+          if (step_ == Step::kConnWillTopicLen && !sink.on_message_begin(MessageKind::kMqttWill))
             return FeedResult::kStopped;
           step_ = static_cast<Step>(static_cast<uint8_t>(step_) + 1);  // the matching value step
           if (step_ == Step::kConnUser) {
@@ -359,18 +354,19 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
         uint32_t k = take(p, end);
         p += k;
         if (step_ == Step::kConnClientId || step_ == Step::kConnUser) capture_account(session, start, k);
-        if (step_ == Step::kConnWillTopic && k && !sink.on_topic(start, k)) return FeedResult::kStopped;
-        if (step_ == Step::kConnWillPayload && k && !sink.on_payload(start, k)) return FeedResult::kStopped;
+        if (step_ == Step::kConnWillTopic && k && !sink.on_channel(start, k)) return FeedResult::kStopped;
+        if (step_ == Step::kConnWillPayload && k && !sink.on_body(start, k)) return FeedResult::kStopped;
         if (field_left_ != 0) break;
-        if (step_ == Step::kConnWillTopic && !sink.on_topic_end()) return FeedResult::kStopped;
-        if (step_ == Step::kConnWillPayload && !sink.on_message_end()) return FeedResult::kStopped;
+        if (step_ == Step::kConnWillTopic && !sink.on_channel_end()) return FeedResult::kStopped;
+        if (step_ == Step::kConnWillPayload && (!sink.on_body_end() || !sink.on_message_end()))
+          return FeedResult::kStopped;
         Step next = step_ == Step::kConnClientId      ? after_client_id()
                     : step_ == Step::kConnWillTopic   ? Step::kConnWillPayloadLen
                     : step_ == Step::kConnWillPayload ? after_will()
                                                       : Step::kSkip;
         if (next == Step::kSkip) {
           step_ = Step::kSkip;  // the password, if any
-          if (!sink.on_connect(session)) return FeedResult::kStopped;
+          if (!sink.on_account(session)) return FeedResult::kStopped;
         } else if (next == Step::kConnWillPropsLen) {
           begin_int(next);
         } else {
@@ -393,7 +389,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
         const uint8_t* start = p;
         uint32_t k = take(p, end);
         p += k;
-        if (k && !sink.on_topic(start, k)) return FeedResult::kStopped;
+        if (k && !sink.on_channel(start, k)) return FeedResult::kStopped;
         if (field_left_ != 0) break;
         if ((header_ >> 1) & 3) {
           if (!start_field(2)) return fail(MqttError::kFieldOverrun);
@@ -405,7 +401,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
           break;
         }
         step_ = Step::kPubPayload;
-        if (!sink.on_topic_end()) return FeedResult::kStopped;
+        if (!sink.on_channel_end()) return FeedResult::kStopped;
         break;
       }
       case Step::kPubPacketId:
@@ -413,7 +409,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
           step_ = after_packet_id();
           if (step_ == Step::kPubPropsLen) {
             begin_int(Step::kPubPropsLen);
-          } else if (!sink.on_topic_end()) {
+          } else if (!sink.on_channel_end()) {
             return FeedResult::kStopped;
           }
         }
@@ -423,7 +419,7 @@ FeedResult MqttDecoder::feed(const uint8_t* p, uint32_t n, bool from_client, Mqt
         const uint8_t* start = p;
         uint32_t k = take(p, end);
         p += k;
-        if (!sink.on_payload(start, k)) return FeedResult::kStopped;
+        if (!sink.on_body(start, k)) return FeedResult::kStopped;
         break;
       }
     }
@@ -468,9 +464,11 @@ bool MqttDecoder::walk_properties(const uint8_t*& p, const uint8_t* end, Sink& s
         if (--prop_left_ == 0) {
           prop_ = Prop::kId;
           if (prop_id_ == 0x23) {
-            if (prop_acc_ == 0) return false;  // MQTT 5.0 3.3.2.3.4: an alias of 0 is a protocol error
+            // MQTT 5.0 3.3.2.3.4: an alias of 0, or a second alias, is a protocol error (a broker
+            // may take either of two, so the message could be judged on another channel).
+            if (prop_acc_ == 0 || alias_seen_) return false;
             alias_seen_ = true;
-            if (!sink.on_topic_alias(prop_acc_)) {
+            if (!sink.on_channel_alias(prop_acc_)) {
               *stopped = true;
               return true;
             }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "proto/decoder.h"
 #include "records/digest.h"
 
 namespace imf::dp::record {
@@ -89,9 +90,11 @@ std::string event_fields(const Event& e) {
   out += ",\"action\":\"";
   out += inspect::measure_name(measure);
   out += "\",\"lcore\":" + std::to_string(e.lcore);
-  out += ",\"flow\":{\"proto\":\"tcp\",\"src\":\"" + ip_text(e.src_ip, e.ip_version) +
-         "\",\"sport\":" + std::to_string(e.src_port) + ",\"dst\":\"" + ip_text(e.dst_ip, e.ip_version) +
-         "\",\"dport\":" + std::to_string(e.dst_port) + ",\"vlan\":" + std::to_string(e.vlan) + "}";
+  out += ",\"flow\":{\"proto\":\"";
+  out += e.l4_proto == 17 ? "udp" : "tcp";
+  out += "\",\"src\":\"" + ip_text(e.src_ip, e.ip_version) + "\",\"sport\":" + std::to_string(e.src_port) +
+         ",\"dst\":\"" + ip_text(e.dst_ip, e.ip_version) + "\",\"dport\":" + std::to_string(e.dst_port) +
+         ",\"vlan\":" + std::to_string(e.vlan) + "}";
   out += e.to_client ? ",\"direction\":\"to_client\"" : ",\"direction\":\"to_server\"";
   out += ",\"account\":";
   if (e.account_known) {
@@ -99,8 +102,16 @@ std::string event_fields(const Event& e) {
   } else {
     out += "null";
   }
-  out += ",\"topic\":";
-  append_json_string(out, e.topic, e.topic_len);
+  out += ",\"protocol\":";
+  out += e.protocol < proto::kProtocolCount
+             ? std::string("\"") + proto::protocol_name(static_cast<proto::Protocol>(e.protocol)) + "\""
+             : std::string("null");
+  out += ",\"message\":";
+  out += e.has_message
+             ? std::string("\"") + proto::message_kind_name(static_cast<proto::MessageKind>(e.message_kind)) + "\""
+             : std::string("null");
+  out += ",\"channel\":";
+  append_json_string(out, e.channel, e.channel_len);
   if (inspect::measure_has_rule(measure)) {
     out += ",\"rule\":";
     append_json_string(out, e.rule, e.rule_len);

@@ -14,7 +14,7 @@ namespace imf::dp::record {
 
 struct Event {
   static constexpr uint32_t kAccountCap = 96;
-  static constexpr uint32_t kTopicCap = 128;
+  static constexpr uint32_t kChannelCap = 128;
   static constexpr uint32_t kRuleIdCap = 64;    // the parser's limit on rule ids
   static constexpr uint32_t kCategoryCap = 32;  // the parser's limit on categories
   uint64_t tsc;                                 // rte_rdtsc() at the verdict
@@ -28,7 +28,7 @@ struct Event {
   uint8_t ip_version;
   uint8_t lcore;
   uint8_t account_len;
-  uint8_t topic_len;
+  uint8_t channel_len;
   uint8_t rule_len;
   uint8_t category_len;
   uint8_t measure;       // inspect::Measure
@@ -36,11 +36,15 @@ struct Event {
   uint8_t state_after;
   uint8_t to_client;  // 1: a message from the server to the client
   uint8_t has_digest;
-  uint8_t account_known;  // the connection's account was named by its CONNECT
+  uint8_t account_known;  // the connection's account was named by its login
+  uint8_t protocol;       // proto::Protocol (0xff: not yet known)
+  uint8_t message_kind;   // proto::MessageKind, with has_message
+  uint8_t has_message;    // the measure is about a message (else the connection)
+  uint8_t l4_proto;       // IPPROTO_TCP or IPPROTO_UDP
   uint32_t digest_bytes;  // body bytes the digest covers
   uint8_t digest[32];     // HMAC-SHA256 of those bytes, keyed: proves a message without holding it
   char account[kAccountCap];
-  char topic[kTopicCap];
+  char channel[kChannelCap];
   char rule[kRuleIdCap];  // the rule's id: events outlive the rule set that produced them
   char category[kCategoryCap];
 };

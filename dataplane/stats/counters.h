@@ -57,10 +57,28 @@ namespace imf::dp {
   X(tcp_urgent_cleared, "URG flags cleared, so urgent bytes stay in the stream that was scanned")             \
   X(blocked_flow_drops, "packets dropped because their flow is blocked")                                      \
   X(mqtt_connects, "MQTT CONNECTs decoded")                                                                   \
-  X(mqtt_publishes, "MQTT PUBLISH messages decoded")                                                          \
-  X(mqtt_payload_bytes, "PUBLISH payload bytes scanned")                                                      \
+  X(mqtt_publishes, "MQTT messages decoded (PUBLISH, and wills at CONNECT)")                                  \
+  X(mqtt_payload_bytes, "MQTT payload bytes scanned")                                                         \
   X(mqtt_malformed, "MQTT protocol violations (flow reset)")                                                  \
-  X(mqtt_field_truncated, "accounts or topics longer than kept for events (scanned fully)")                   \
+  X(xmpp_logins, "XMPP accounts learned (SASL, resource binding)")                                            \
+  X(xmpp_messages, "XMPP message stanzas decoded")                                                            \
+  X(xmpp_body_bytes, "XMPP body and subject bytes scanned (as displayed: entities decoded)")                  \
+  X(xmpp_malformed, "XMPP protocol violations (flow reset)")                                                  \
+  X(xmpp_encrypted, "XMPP streams switching to TLS or compression, which cannot be judged (flow reset)")      \
+  X(sip_logins, "SIP senders learned (From or P-Asserted-Identity, per MESSAGE)")                             \
+  X(sip_messages, "SIP MESSAGE requests decoded")                                                             \
+  X(sip_other, "SIP requests of other methods and responses (passed)")                                        \
+  X(sip_body_bytes, "SIP MESSAGE body bytes scanned (CPIM unwrapped)")                                        \
+  X(sip_malformed, "SIP protocol violations (TCP flow reset, UDP datagram dropped)")                          \
+  X(irc_logins, "IRC accounts learned (NICK, SASL, server confirmations)")                                    \
+  X(irc_messages, "IRC messages decoded (PRIVMSG, NOTICE, ACTION, TOPIC, PART, QUIT)")                        \
+  X(irc_body_bytes, "IRC message text bytes scanned")                                                         \
+  X(irc_malformed, "IRC protocol violations (flow reset)")                                                    \
+  X(protocols_detected, "connections on unregistered ports recognised by their first bytes")                  \
+  X(protocols_undetected, "connections on unregistered ports not recognised (passed, counted per port)")      \
+  X(decoders_full, "connections refused: no XMPP/SIP/IRC decoder state left (--decoder-states)")              \
+  X(account_truncated, "accounts longer than the account table keeps (never in the table)")                   \
+  X(channel_truncated, "channels longer than kept for conditions and events (scanned fully)")                 \
   X(rule_alerts, "alert verdicts")                                                                            \
   X(rule_drops, "drop verdicts")                                                                              \
   X(rule_would_drops, "dry-run drop rules matched (message passed)")                                          \

@@ -373,7 +373,7 @@ def case_markers(t):
     ok = len(drops) == 1
     r = drops[0] if drops else {}
     check(ok and r.get("rule") == "pub.unverified" and r.get("category") == "publishing"
-          and r.get("rules_version") == 1 and r.get("topic") == "public/news" and r.get("direction") == "to_server"
+          and r.get("rules_version") == 1 and r.get("channel") == "public/news" and r.get("direction") == "to_server"
           and r.get("appliance") == APPLIANCE and r.get("source") == "dataplane"
           and (r.get("flow") or {}).get("dport") == MQTT_PORT and (r.get("flow") or {}).get("src") == CLIENT_IP,
           "drop record: rule pub.unverified, category publishing, version 1, topic, flow, appliance", f"{drops}")
@@ -472,7 +472,7 @@ def case_suspended(t):
           f"rc {rc}")
     s = t.wait_dp(acct_is("sue", action="suspended"))
     check(len(s) >= 1 and s[0].get("state_before") == "suspended" and s[0].get("state_after") == "suspended"
-          and s[0].get("digest") is None and s[0].get("topic") == "",
+          and s[0].get("digest") is None and s[0].get("channel") == "",
           "a suspended record for sue (refused connection: no topic, no digest)", f"{s}")
     # docs/records.md: `until` is "the account's state around the measure; unix seconds, 0 = indefinite".
     check(len(s) >= 1 and s[0].get("until", 0) > time.time() + 3000,

@@ -525,13 +525,13 @@ def case_events(t):
             continue
         e = m[0]
         fl = e.get("flow", {})
-        if e.get("topic") != topic:
+        if e.get("channel") != topic:
             errors.append(f"{user}: topic {e.get('topic')!r} != {topic!r}")
         if (fl.get("src"), fl.get("dst"), fl.get("dport"), fl.get("proto")) != \
                 (CLIENT_IP, BROKER_IP, MQTT_PORT, "tcp"):
             errors.append(f"{user}: unexpected flow {fl}")
     alerts = [e for e in evs if e.get("rule") == ALERT_RULE and e.get("action") == "alert"
-              and e.get("account") == "alice" and e.get("topic") == "chat/alerts"]
+              and e.get("account") == "alice" and e.get("channel") == "chat/alerts"]
     if not alerts:
         errors.append(f"no alert event of {ALERT_RULE} for account alice")
     assert not errors, "; ".join(errors) + f"\nevents: {evs}"

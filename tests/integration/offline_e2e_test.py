@@ -395,7 +395,7 @@ class OfflineE2E:
         evs = self.events()
         got, want = collections.Counter(), collections.Counter()
         for line, j in evs:
-            for k in ("ts", "lcore", "flow", "account", "topic", "rule", "action"):
+            for k in ("ts", "lcore", "flow", "account", "protocol", "message", "channel", "rule", "action"):
                 assert k in j, f"event without '{k}': {line!r}"
             f = j["flow"]
             assert f.get("proto") == "tcp", line
@@ -404,7 +404,7 @@ class OfflineE2E:
             else:
                 assert f["sport"] == MQTT_PORT, f"event flow has no MQTT port: {line!r}"
                 d = "b2s"
-            got[(j["rule"], j["action"], j["account"], j["topic"], d)] += 1
+            got[(j["rule"], j["action"], j["account"], j["channel"], d)] += 1
         want = collections.Counter((e["rule"], e["action"], e["account"], e["topic"], e["dir"])
                                    for e in self.expect["events"])
         assert got == want, "events differ (rule, action, account, topic, direction):\n" + counter_diff(want, got)
@@ -547,7 +547,7 @@ class OfflineE2E:
         evs = read_events(r["events"])
         rules = {j["rule"] for _, j in evs}
         assert rules == SAMPLE_RULES, f"sample hit rules {sorted(rules)}, designed for {sorted(SAMPLE_RULES)}"
-        got = collections.Counter((j["rule"], j["action"], j["account"], j["topic"]) for _, j in evs)
+        got = collections.Counter((j["rule"], j["action"], j["account"], j["channel"]) for _, j in evs)
         want = collections.Counter(SAMPLE_EVENTS)
         assert got == want, "sample events differ:\n" + counter_diff(want, got)
         s = json.load(open(r["summary"]))

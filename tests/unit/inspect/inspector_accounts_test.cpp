@@ -76,7 +76,7 @@ class AccountsTest : public ::testing::Test {
     });
     ASSERT_TRUE(gen.ok()) << gen.error();
     gen_ = std::move(gen.value());
-    streams_ = std::move(match::StreamPool::create(*gen_, kSlots * 2).value());
+    streams_ = std::move(match::StreamPool::create(*gen_, kSlots * 2 + 1).value());
     matcher_ = std::move(match::Matcher::create(*gen_).value());
     key_.fill(0x5a);
     key_state_ = records::prepare_hmac(key_);
@@ -126,7 +126,7 @@ class AccountsTest : public ::testing::Test {
               decode::DecodeStatus::kOk);
     if (!c.created) {
       EXPECT_EQ(ins_->classify_new(m), NewFlow::kOpen);
-      ins_->init_flow(c.fs, c.slot, m, client, stream::kAnyPort);
+      ins_->init_flow(c.fs, c.slot, m, client, stream::kAnyPort, 0);
       c.created = true;
     }
     uint8_t flow_class;

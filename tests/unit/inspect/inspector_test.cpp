@@ -32,7 +32,7 @@ struct RecordingSink {
   std::vector<RecordedHit> hits;
   void on_hit(const Hit& h) {
     hits.push_back({h.rule, std::string(h.flow->session.account, h.flow->session.account_len),
-                    std::string(h.dir->topic, h.dir->topic_len), h.dir_index});
+                    std::string(h.dir->channel, h.dir->channel_len), h.dir_index});
   }
 };
 
@@ -49,7 +49,7 @@ class InspectorTest : public ::testing::Test {
     gen_ = std::move(match::install_generation(compiled.value(), 1, [](const std::vector<std::string>&) {
                        return uint64_t{0};
                      }).value());
-    streams_ = std::move(match::StreamPool::create(*gen_, 2).value());
+    streams_ = std::move(match::StreamPool::create(*gen_, 3).value());
     matcher_ = std::move(match::Matcher::create(*gen_).value());
     counters_ = Counters{};
     ins_ = std::make_unique<Inspector>(cfg, *matcher_, *streams_, counters_);
@@ -78,7 +78,7 @@ class InspectorTest : public ::testing::Test {
     if (!created_) {
       // What the worker does for a connection it has no state for.
       NewFlow what = ins_->classify_new(m);
-      if (what == NewFlow::kOpen) ins_->init_flow(fs_, 0, m, from_a, stream::kAnyPort);
+      if (what == NewFlow::kOpen) ins_->init_flow(fs_, 0, m, from_a, stream::kAnyPort, 0);
       if (what == NewFlow::kOpenUninspected) ins_->init_uninspected(fs_, m, from_a, m.dst_port == 1883);
       created_ = what == NewFlow::kOpen || what == NewFlow::kOpenUninspected;
       v = what == NewFlow::kDrop ? Verdict::kDrop : what == NewFlow::kReset ? Verdict::kReset : Verdict::kForward;

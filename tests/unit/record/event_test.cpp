@@ -28,8 +28,12 @@ Event make_event(const std::string& account, const std::string& topic) {
   e.lcore = 3;
   e.account_len = static_cast<uint8_t>(account.size());
   std::memcpy(e.account, account.data(), account.size());
-  e.topic_len = static_cast<uint8_t>(topic.size());
-  std::memcpy(e.topic, topic.data(), topic.size());
+  e.channel_len = static_cast<uint8_t>(topic.size());
+  std::memcpy(e.channel, topic.data(), topic.size());
+  e.protocol = 0;  // mqtt
+  e.has_message = 1;
+  e.message_kind = 0;  // publish
+  e.l4_proto = 6;
   return e;
 }
 
@@ -41,7 +45,8 @@ TEST(EventJson, HasEveryFieldAndNoContent) {
   EXPECT_EQ(j,
             "{\"ts\":\"2026-01-01T00:00:00.000002Z\",\"kind\":\"measure\",\"action\":\"drop\",\"lcore\":3,"
             "\"flow\":{\"proto\":\"tcp\",\"src\":\"10.0.0.1\",\"sport\":40000,\"dst\":\"10.0.0.2\",\"dport\":1883,"
-            "\"vlan\":12},\"direction\":\"to_server\",\"account\":\"alice\",\"topic\":\"chat/room1\","
+            "\"vlan\":12},\"direction\":\"to_server\",\"account\":\"alice\",\"protocol\":\"mqtt\","
+            "\"message\":\"publish\",\"channel\":\"chat/room1\","
             "\"rule\":\"spam.x\",\"rules_version\":7,\"category\":\"spam\",\"state_before\":\"warned\","
             "\"state_after\":\"warned\",\"until\":0,\"digest\":null,\"digest_bytes\":0}\n");
 }
@@ -69,7 +74,7 @@ TEST(EventJson, EscapesQuotesControlsAndInvalidUtf8) {
   std::string j = event_to_json(make_event("a\"b\\c\n", "t\x01\xff\xc3\xa9"), kClock);
   EXPECT_NE(j.find("\"account\":\"a\\\"b\\\\c\\u000a\""), std::string::npos) << j;
   // \x01 escaped, lone \xff replaced by U+FFFD, valid "é" (c3 a9) kept.
-  EXPECT_NE(j.find("\"topic\":\"t\\u0001\xef\xbf\xbd\xc3\xa9\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"channel\":\"t\\u0001\xef\xbf\xbd\xc3\xa9\""), std::string::npos) << j;
 }
 
 TEST(EventJson, RejectsOverlongAndSurrogateUtf8) {
