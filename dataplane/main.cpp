@@ -182,6 +182,22 @@ Result<PolicySetup> setup_policy(const Options& opt) {
   return p;
 }
 
+// What is decoded on which ports, for the agent's status (and through it imf-control's):
+// {"mqtt":{"tcp":[1883],"udp":[]},...,"detect":false}.
+std::string protocols_json(const Options& opt) {
+  auto list = [](const std::vector<uint16_t>& ports) {
+    std::string s = "[";
+    for (uint16_t p : ports) s += (s.size() > 1 ? "," : "") + std::to_string(p);
+    return s + "]";
+  };
+  std::string none = "[]";
+  return "{\"mqtt\":{\"tcp\":" + list(opt.mqtt_ports) + ",\"udp\":" + none +
+         "},\"xmpp\":{\"tcp\":" + list(opt.xmpp_ports) + ",\"udp\":" + none +
+         "},\"sip\":{\"tcp\":" + list(opt.sip_ports) + ",\"udp\":" + list(opt.sip_ports) +
+         "},\"irc\":{\"tcp\":" + list(opt.irc_ports) + ",\"udp\":" + none +
+         "},\"detect\":" + (opt.detect_protocols ? "true" : "false") + "}";
+}
+
 // Sets *eal_up once EAL is initialized, so main() cleans up only what exists.
 int run(int argc, char** argv, bool* eal_up) {
   // --- EAL: from the command line, or built for offline mode.
@@ -371,6 +387,8 @@ int run(int argc, char** argv, bool* eal_up) {
   writer.value()->start();
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // A peer that hangs up (imf-control killed mid-request) must not take imfd with it.
+  std::signal(SIGPIPE, SIG_IGN);
 
   // --- Launch, then supervise until a signal or, offline, the end of the input.
   auto started = std::chrono::steady_clock::now();
@@ -388,10 +406,13 @@ int run(int argc, char** argv, bool* eal_up) {
   // The agent starts with the workers: from here on, rule sets and tables change only through it.
   std::unique_ptr<agent::Agent> agent_srv;
   if (!opt.agent_socket.empty()) {
-    auto a = agent::Agent::listen(opt.agent_socket, installer, tables, accounts, [&] {
-      return format_summary_json(collect_report(worker_ptrs, n_ports, installer.current().rules.size()), run_info,
-                                 installer.current().rules);
-    });
+    auto a = agent::Agent::listen(
+        opt.agent_socket, installer, tables, accounts,
+        [&] {
+          return format_summary_json(collect_report(worker_ptrs, n_ports, installer.current().rules.size()), run_info,
+                                     installer.current().rules);
+        },
+        protocols_json(opt));
     if (!a) {
       g_stop.store(true);
       if (!main_works) rte_eal_mp_wait_lcore();

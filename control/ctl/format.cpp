@@ -362,6 +362,25 @@ std::string status(const json::Value& r) {
     out += "dataplane accounts: " + s(at(acc, "rows")) + " rows (capacity " + s(at(acc, "capacity")) + ", " +
            s(at(acc, "memory_bytes")) + " bytes), markers: " +
            (joined(at(acc, "markers"), ", ").empty() ? "none" : joined(at(acc, "markers"), ", ")) + "\n";
+  const json::Value& protocols = at(dp, "protocols");
+  if (protocols.is_object()) {
+    // "protocols: mqtt tcp/1883; xmpp tcp/5222; sip tcp/5060 udp/5060; irc tcp/6667; detection off"
+    out += "protocols:";
+    bool first = true;
+    for (const char* name : {"mqtt", "xmpp", "sip", "irc"}) {
+      const json::Value& p = at(protocols, name);
+      std::string ports;
+      for (const char* transport : {"tcp", "udp"}) {
+        if (!at(p, transport).is_array()) continue;
+        for (const json::Value& port : at(p, transport).as_array())
+          ports += " " + std::string(transport) + "/" + s(port);
+      }
+      out += std::string(first ? " " : "; ") + name + (ports.empty() ? " off" : ports);
+      first = false;
+    }
+    bool detect = at(protocols, "detect").is_bool() && at(protocols, "detect").as_bool();
+    out += std::string("; detection on other ports ") + (detect ? "on" : "off") + "\n";
+  }
   if (at(dp, "tables").is_array()) {
     out += "dataplane tables:";
     for (const json::Value& t : at(dp, "tables").as_array())

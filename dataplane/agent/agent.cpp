@@ -63,7 +63,8 @@ std::string times_json(const InstallTimes& t) {
 }  // namespace
 
 Result<std::unique_ptr<Agent>> Agent::listen(const std::string& path, RuleInstaller& installer, table::TableSet& tables,
-                                             policy::AccountTable& accounts, std::function<std::string()> stats_json) {
+                                             policy::AccountTable& accounts, std::function<std::string()> stats_json,
+                                             std::string protocols_json) {
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof(addr.sun_path))
     return make_error("agent socket path '" + path + "' is empty or too long");
@@ -81,7 +82,8 @@ Result<std::unique_ptr<Agent>> Agent::listen(const std::string& path, RuleInstal
     ::close(fd);
     return make_error("agent socket " + path + ": " + e);
   }
-  return std::unique_ptr<Agent>(new Agent(fd, path, installer, tables, accounts, std::move(stats_json)));
+  return std::unique_ptr<Agent>(
+      new Agent(fd, path, installer, tables, accounts, std::move(stats_json), std::move(protocols_json)));
 }
 
 Agent::~Agent() { stop(); }
@@ -150,7 +152,8 @@ std::string Agent::handle(const std::string& line) {
       first = false;
     }
     return "{\"ok\":true,\"version\":" + std::to_string(installer_.version()) + "," + b +
-           ",\"last_install\":" + times_json(installer_.last_install()) + tables + "]" + acc + "]}}\n";
+           ",\"last_install\":" + times_json(installer_.last_install()) + tables + "]" + acc +
+           "]},\"protocols\":" + protocols_json_ + "}\n";
   }
   if (cmd.rfind("account", 0) == 0) return handle_account(cmd, req);
   if (cmd == "stats") {
@@ -258,7 +261,7 @@ void Agent::run() {
         std::string resp = handle(c.buf.substr(0, nl));
         c.buf.erase(0, nl + 1);
         for (size_t off = 0; off < resp.size();) {
-          ssize_t w = ::write(c.fd, resp.data() + off, resp.size() - off);
+          ssize_t w = ::send(c.fd, resp.data() + off, resp.size() - off, MSG_NOSIGNAL);
           if (w < 0 && errno == EINTR) continue;
           if (w <= 0) {
             drop = true;
@@ -269,7 +272,7 @@ void Agent::run() {
       }
       if (!drop && c.buf.size() > kMaxRequest) {
         std::string resp = error_line("request longer than " + std::to_string(kMaxRequest) + " bytes");
-        (void)!::write(c.fd, resp.data(), resp.size());
+        (void)!::send(c.fd, resp.data(), resp.size(), MSG_NOSIGNAL);
         drop = true;
       }
       if (drop) {

@@ -19,11 +19,12 @@ namespace imf::dp::agent {
 
 class Agent {
  public:
-  // stats_json() returns the counters object for "stats" (called on the agent thread).
+  // stats_json() returns the counters object for "stats" (called on the agent thread);
+  // protocols_json is the status's "protocols" member value (what is decoded on which ports).
   // Errors name the socket path. Setup thread.
   static Result<std::unique_ptr<Agent>> listen(const std::string& path, RuleInstaller& installer,
                                                table::TableSet& tables, policy::AccountTable& accounts,
-                                               std::function<std::string()> stats_json);
+                                               std::function<std::string()> stats_json, std::string protocols_json);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -36,13 +37,14 @@ class Agent {
 
  private:
   Agent(int fd, std::string path, RuleInstaller& installer, table::TableSet& tables, policy::AccountTable& accounts,
-        std::function<std::string()> stats_json)
+        std::function<std::string()> stats_json, std::string protocols_json)
       : listen_fd_(fd),
         path_(std::move(path)),
         installer_(installer),
         tables_(tables),
         accounts_(accounts),
-        stats_json_(std::move(stats_json)) {}
+        stats_json_(std::move(stats_json)),
+        protocols_json_(std::move(protocols_json)) {}
   void run();
   std::string handle_table(const std::string& cmd, const json::Value& req);
   std::string handle_account(const std::string& cmd, const json::Value& req);
@@ -53,6 +55,7 @@ class Agent {
   table::TableSet& tables_;
   policy::AccountTable& accounts_;
   std::function<std::string()> stats_json_;
+  std::string protocols_json_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> stop_{false};
   std::thread thread_;

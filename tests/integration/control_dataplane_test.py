@@ -121,6 +121,9 @@ def main():
         check(env.start_imfd(packets), "imfd starts from the state directory alone")
         st = env.agent(cmd="status")
         check(st["version"] == 1, f"imfd runs the persisted active version 1: {st}")
+        want = {"mqtt": {"tcp": [1883], "udp": []}, "xmpp": {"tcp": [5222], "udp": []},
+                "sip": {"tcp": [5060], "udp": [5060]}, "irc": {"tcp": [6667], "udp": []}, "detect": False}
+        check(st.get("protocols") == want, f"status names what is decoded on which ports: {st.get('protocols')}")
 
         rc, res, err = env.ctl("rules", "load", f"{d}/v2.rules")
         check(rc == 0 and res["dataplane"]["installed"] and env.agent(cmd="status")["version"] == 2,
@@ -146,6 +149,8 @@ def main():
         rc, res, _ = env.ctl("status")
         check(rc == 0 and res["dataplane"]["reachable"] and res["dataplane"]["version"] == 2
               and res["control"]["active_version"] == 2, f"restarted control is in sync: {res}")
+        check(res["dataplane"].get("protocols", {}).get("sip") == {"tcp": [5060], "udp": [5060]},
+              f"imf-control's status carries the dataplane's protocols: {res['dataplane'].get('protocols')}")
         port = res["control"].get("metrics_listen", "")
         rc, res, err = env.ctl("rules", "rollback", "1")
         check(rc == 0 and env.agent(cmd="status")["version"] == 1 and env.active_on_disk() == 1,
