@@ -27,7 +27,8 @@ inline void put32(uint8_t* p, uint32_t v) {
 inline void store_checksum(uint8_t* p, uint16_t c) { std::memcpy(p, &c, 2); }
 
 // Ethernet + IPv4 header for an L4 segment of `l4_len` bytes; returns the L4 header position.
-uint8_t* write_eth_ip(uint8_t* out, const L4Addr& a, uint8_t proto, uint16_t ip_id, uint32_t l4_len) {
+uint8_t* write_eth_ip(uint8_t* out, const L4Addr& a, uint8_t proto, uint16_t ip_id, uint32_t l4_len,
+                      bool dont_fragment) {
   std::memcpy(out, a.to_server ? kServerMac : kClientMac, 6);
   std::memcpy(out + 6, a.to_server ? kClientMac : kServerMac, 6);
   put16(out + 12, 0x0800);
@@ -36,7 +37,7 @@ uint8_t* write_eth_ip(uint8_t* out, const L4Addr& a, uint8_t proto, uint16_t ip_
   ip[1] = 0;
   put16(ip + 2, static_cast<uint16_t>(kIpHeader + l4_len));
   put16(ip + 4, ip_id);
-  put16(ip + 6, 0x4000);  // DF
+  put16(ip + 6, dont_fragment ? 0x4000 : 0);
   ip[8] = 64;
   ip[9] = proto;
   put16(ip + 10, 0);
@@ -89,10 +90,10 @@ uint16_t checksum_finish(uint64_t acc) {
 }
 
 uint32_t write_tcp_frame(uint8_t* out, const L4Addr& a, const TcpFields& t, uint16_t ip_id, const uint8_t* payload,
-                         uint32_t len) {
+                         uint32_t len, bool dont_fragment) {
   uint32_t hdr = kTcpHeader + (t.mss_option ? 4 : 0);
   uint8_t* ip = out + kEthHeader;
-  uint8_t* tcp = write_eth_ip(out, a, kProtoTcp, ip_id, hdr + len);
+  uint8_t* tcp = write_eth_ip(out, a, kProtoTcp, ip_id, hdr + len, dont_fragment);
   put16(tcp, a.src_port);
   put16(tcp + 2, a.dst_port);
   put32(tcp + 4, t.seq);
@@ -116,7 +117,7 @@ uint32_t write_tcp_frame(uint8_t* out, const L4Addr& a, const TcpFields& t, uint
 uint32_t write_udp_frame(uint8_t* out, const L4Addr& a, uint16_t ip_id, const uint8_t* payload, uint32_t len) {
   uint32_t l4 = 8 + len;
   uint8_t* ip = out + kEthHeader;
-  uint8_t* udp = write_eth_ip(out, a, kProtoUdp, ip_id, l4);
+  uint8_t* udp = write_eth_ip(out, a, kProtoUdp, ip_id, l4, true);
   put16(udp, a.src_port);
   put16(udp + 2, a.dst_port);
   put16(udp + 4, static_cast<uint16_t>(l4));
@@ -126,6 +127,19 @@ uint32_t write_udp_frame(uint8_t* out, const L4Addr& a, uint16_t ip_id, const ui
   if (c == 0) c = 0xffff;  // 0 means "no checksum" in UDP
   store_checksum(udp + 6, c);
   return pad(out, kEthHeader + kIpHeader + l4);
+}
+
+uint32_t write_ipv4_fragment(uint8_t* out, const uint8_t* whole, uint32_t offset, uint32_t len) {
+  const uint8_t* whole_ip = whole + kEthHeader;
+  uint32_t payload = ((whole_ip[2] << 8) | whole_ip[3]) - kIpHeader;
+  std::memcpy(out, whole, kEthHeader + kIpHeader);
+  uint8_t* ip = out + kEthHeader;
+  put16(ip + 2, static_cast<uint16_t>(kIpHeader + len));
+  put16(ip + 6, static_cast<uint16_t>((offset + len < payload ? 0x2000 : 0) | (offset / 8)));  // MF, offset
+  put16(ip + 10, 0);
+  store_checksum(ip + 10, checksum_finish(checksum_add(ip, kIpHeader, 0)));
+  std::memcpy(ip + kIpHeader, whole_ip + kIpHeader + offset, len);
+  return pad(out, kEthHeader + kIpHeader + len);
 }
 
 }  // namespace imf::bench::synth

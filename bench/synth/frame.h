@@ -31,10 +31,19 @@ struct TcpFields {
 };
 
 // Writes a frame with `len` bytes of payload (len <= kMss) into `out` (at least kMaxFrame bytes)
-// and returns the frame length, padded with zeros to kMinFrame. `ip_id` is the IPv4 id.
+// and returns the frame length, padded with zeros to kMinFrame. `ip_id` is the IPv4 id; the IPv4
+// don't-fragment bit is set unless `dont_fragment` is false.
 uint32_t write_tcp_frame(uint8_t* out, const L4Addr& a, const TcpFields& t, uint16_t ip_id, const uint8_t* payload,
-                         uint32_t len);
+                         uint32_t len, bool dont_fragment = true);
 uint32_t write_udp_frame(uint8_t* out, const L4Addr& a, uint16_t ip_id, const uint8_t* payload, uint32_t len);
+
+// Writes into `out` (at least kMaxFrame bytes) the IPv4 fragment of `whole` that carries bytes
+// [offset, offset + len) of its IP payload, and returns the frame length, padded to kMinFrame.
+// `whole` is an unfragmented frame as write_tcp_frame/write_udp_frame write it (20-byte IPv4
+// header, DF clear); the fragment keeps its Ethernet and IPv4 header but for the total length,
+// the fragment offset (`offset`, a multiple of 8), more-fragments (set unless the fragment ends
+// the payload) and the header checksum.
+uint32_t write_ipv4_fragment(uint8_t* out, const uint8_t* whole, uint32_t offset, uint32_t len);
 
 // Internet checksum over `n` bytes, added to `acc`, in the byte order of memory (RFC 1071: fold
 // and complement, then store the result with memcpy). Exposed for the tests of the checksums.

@@ -25,6 +25,9 @@ const char* usage() {
          "  --seed S             PRNG seed (default 1); same arguments and seed give identical files\n"
          "  --queues Q           split flows over PREFIX.q0.pcap .. q{Q-1}.pcap by flow % Q (default 1)\n"
          "  --mqtt-port P        server port of the MQTT sessions (default 1883)\n"
+         "  --fragment SIZE      mixed, full: send every data segment whose IP payload exceeds SIZE as\n"
+         "                       IPv4 fragments of at most SIZE payload bytes (a multiple of 8, 24-1472;\n"
+         "                       imfd reassembles at most 8 fragments: SIZE >= 192 for full segments)\n"
          "outputs: PREFIX.pcap (or PREFIX.q<i>.pcap), PREFIX.mlog, PREFIX.json\n"
          "profile small: --messages is the number of 60-byte frames; no MQTT, empty message log\n";
 }
@@ -53,6 +56,7 @@ enum : int {
   kCorpus,
   kQueues,
   kMqttPort,
+  kFragment,
   kHelp
 };
 
@@ -68,6 +72,7 @@ constexpr option kLong[] = {
     {"corpus", required_argument, nullptr, kCorpus},
     {"queues", required_argument, nullptr, kQueues},
     {"mqtt-port", required_argument, nullptr, kMqttPort},
+    {"fragment", required_argument, nullptr, kFragment},
     {"help", no_argument, nullptr, kHelp},
     {nullptr, 0, nullptr, 0},
 };
@@ -127,6 +132,12 @@ Result<Args> parse_args(int argc, char** argv) {
         st = parse_u64("--mqtt-port", optarg, 1, 65535, &v);
         a.traffic.mqtt_port = static_cast<uint16_t>(v);
         break;
+      case kFragment:
+        // The first fragment must hold the whole TCP header (RFC 1858): at least 24 bytes.
+        st = parse_u64("--fragment", optarg, 24, 1472, &v);
+        if (st && v % 8) st = make_error(std::string("--fragment: '") + optarg + "' is not a multiple of 8");
+        a.traffic.fragment = static_cast<uint32_t>(v);
+        break;
       case kHelp: return make_error(usage());
       case ':': return make_error(std::string("option '") + argv[optind - 1] + "' needs a value");
       default: return make_error(std::string("unknown option '") + argv[optind - 1] + "'\n" + usage());
@@ -157,9 +168,10 @@ Status run_rules(const Args& a) {
 }
 
 Status run_traffic_cmd(Args a) {
-  if (Status s =
-          only(a, {kProfile, kFlows, kMessages, kMatchFraction, kTriggers, kCorpus, kSeed, kOut, kQueues, kMqttPort},
-               "traffic");
+  if (Status s = only(
+          a,
+          {kProfile, kFlows, kMessages, kMatchFraction, kTriggers, kCorpus, kSeed, kOut, kQueues, kMqttPort, kFragment},
+          "traffic");
       !s) {
     return s;
   }
@@ -173,6 +185,8 @@ Status run_traffic_cmd(Args a) {
       return make_error("--match-fraction above 0 needs --triggers FILE.triggers");
     }
     if (o.corpus.empty()) o.corpus.push_back("/usr/share/games/fortunes");
+  } else if (a.has(kFragment)) {
+    return make_error("--fragment applies to the mixed and full profiles");
   }
   return run_traffic(o);
 }

@@ -56,8 +56,15 @@ class MqttPacket {
 class SessionGenerator {
  public:
   SessionGenerator(const SessionConfig& cfg, BodyMaker& bodies, Capture& capture, MessageLogWriter& log,
-                   MessageStats* stats)
-      : cfg_(cfg), bodies_(bodies), capture_(capture), log_(log), stats_(stats), rng_(cfg.seed), flows_(cfg.flows) {}
+                   MessageStats* stats, FragmentStats* frag_stats)
+      : cfg_(cfg),
+        bodies_(bodies),
+        capture_(capture),
+        log_(log),
+        stats_(stats),
+        frag_stats_(frag_stats),
+        rng_(cfg.seed),
+        flows_(cfg.flows) {}
 
   void run() {
     for (uint64_t g = 0; g < cfg_.flows; g += kGroup) open(g, std::min(g + kGroup, cfg_.flows));
@@ -72,13 +79,27 @@ class SessionGenerator {
   }
 
  private:
-  // One TCP segment with explicit sequence and acknowledgement numbers.
+  // One TCP segment with explicit sequence and acknowledgement numbers; as IPv4 fragments when it
+  // carries data and its IP payload is longer than cfg_.fragment.
   void segment(uint64_t f, int dir, uint32_t seq, uint32_t ack, uint8_t flags, const uint8_t* p, uint32_t len,
                bool mss_option = false) {
     FlowEnds e = flow_ends(f, cfg_.server_port);
-    uint8_t* out = capture_.frame(f);
-    uint32_t n = write_tcp_frame(out, e.addr(dir), TcpFields{seq, ack, flags, mss_option}, ip_id_++, p, len);
-    capture_.commit(n);
+    TcpFields t{seq, ack, flags, mss_option};
+    uint32_t ip_payload = kTcpHeader + (mss_option ? 4 : 0) + len;
+    if (cfg_.fragment == 0 || len == 0 || ip_payload <= cfg_.fragment) {
+      uint8_t* out = capture_.frame(f);
+      capture_.commit(write_tcp_frame(out, e.addr(dir), t, ip_id_++, p, len, cfg_.fragment == 0));
+      return;
+    }
+    write_tcp_frame(whole_, e.addr(dir), t, ip_id_++, p, len, false);
+    uint32_t n = 0;
+    for (uint32_t off = 0; off < ip_payload; off += cfg_.fragment, ++n) {
+      uint8_t* out = capture_.frame(f);
+      capture_.commit(write_ipv4_fragment(out, whole_, off, std::min(cfg_.fragment, ip_payload - off)));
+    }
+    ++frag_stats_->datagrams;
+    frag_stats_->fragments += n;
+    frag_stats_->max_per_datagram = std::max(frag_stats_->max_per_datagram, n);
   }
 
   void pure_ack(uint64_t f, int dir) {
@@ -236,18 +257,20 @@ class SessionGenerator {
   Capture& capture_;
   MessageLogWriter& log_;
   MessageStats* stats_;
+  FragmentStats* frag_stats_;
   Rng rng_;
   std::vector<FlowState> flows_;
   MqttPacket pkt_;
   std::string topic_;
   uint16_t ip_id_ = 0;
+  uint8_t whole_[kMaxFrame];  // a segment before it is cut into fragments
 };
 
 }  // namespace
 
 void generate_mqtt_sessions(const SessionConfig& cfg, BodyMaker& bodies, Capture& capture, MessageLogWriter& log,
-                            MessageStats* stats) {
-  SessionGenerator(cfg, bodies, capture, log, stats).run();
+                            MessageStats* stats, FragmentStats* fragments) {
+  SessionGenerator(cfg, bodies, capture, log, stats, fragments).run();
 }
 
 void generate_small(const SessionConfig& cfg, Capture& capture) {

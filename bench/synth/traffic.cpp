@@ -40,7 +40,7 @@ SizeSummary summarize(const MessageStats& ms) {
 }
 
 Status write_json(const std::string& path, const TrafficOptions& o, const FrameStats& fs, const MessageStats& ms,
-                  uint64_t field_bytes, const Corpus& corpus) {
+                  const FragmentStats& frag, uint64_t field_bytes, const Corpus& corpus) {
   FILE* f = std::fopen(path.c_str(), "w");
   if (!f) return make_error(path + ": cannot create summary file");
   using ull = unsigned long long;
@@ -57,10 +57,12 @@ Status write_json(const std::string& path, const TrafficOptions& o, const FrameS
   std::fprintf(f,
                "},\n \"message_size\": {\"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"max\": %llu, \"mean\": %.1f},\n"
                " \"seed\": %llu, \"queues\": %u, \"corpus_texts\": %llu, \"corpus_dropped\": %llu, "
-               "\"match_fraction\": %.6g, \"mqtt_port\": %u}\n",
+               "\"match_fraction\": %.6g, \"mqtt_port\": %u,\n \"fragment\": %u, \"fragmented_datagrams\": %llu, "
+               "\"fragments\": %llu, \"max_fragments_per_datagram\": %u}\n",
                static_cast<ull>(s.p50), static_cast<ull>(s.p90), static_cast<ull>(s.p99), static_cast<ull>(s.max),
                s.mean, static_cast<ull>(o.seed), o.queues, static_cast<ull>(corpus.texts()),
-               static_cast<ull>(corpus.dropped()), o.match_fraction, o.mqtt_port);
+               static_cast<ull>(corpus.dropped()), o.match_fraction, o.mqtt_port, o.fragment,
+               static_cast<ull>(frag.datagrams), static_cast<ull>(frag.fragments), frag.max_per_datagram);
   bool failed = std::ferror(f) != 0;
   failed = std::fclose(f) != 0 || failed;
   if (failed) return make_error(path + ": write error");
@@ -109,10 +111,12 @@ Status run_traffic(const TrafficOptions& o) {
   cfg.sizes = o.profile == Profile::kFull ? SizeModel::kFull : SizeModel::kChat;
   cfg.seed = o.seed;
   cfg.server_port = o.mqtt_port;
+  cfg.fragment = o.fragment;
   MessageStats ms;
+  FragmentStats frag;
   if (mqtt) {
     BodyMaker bodies(corpus, triggers);
-    generate_mqtt_sessions(cfg, bodies, *capture, *mlog, &ms);
+    generate_mqtt_sessions(cfg, bodies, *capture, *mlog, &ms, &frag);
   } else {
     generate_small(cfg, *capture);
   }
@@ -121,7 +125,7 @@ Status run_traffic(const TrafficOptions& o) {
   if (Status s = capture->close(); !s) return s;
   if (Status s = mlog->close(); !s) return s;
   const FrameStats& fs = capture->stats();
-  if (Status s = write_json(o.out + ".json", o, fs, ms, field_bytes, corpus); !s) return s;
+  if (Status s = write_json(o.out + ".json", o, fs, ms, frag, field_bytes, corpus); !s) return s;
 
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr,

@@ -23,6 +23,7 @@ struct TrafficOptions {
   std::string out;  // prefix of PREFIX.pcap / PREFIX.q<i>.pcap, PREFIX.mlog, PREFIX.json
   uint32_t queues = 1;
   uint16_t mqtt_port = 1883;
+  uint32_t fragment = 0;  // mixed, full: IPv4 fragments of at most this many payload bytes (0: none)
 };
 
 const char* profile_name(Profile p);
